@@ -1,0 +1,22 @@
+"""mlkit: learn how a network is trained, then how it is used.
+
+The course in order: data → model → training → inference.
+"""
+
+from mlkit.data import Dataset, Preprocessor, Split, batches, load_dataset, make_dataset
+from mlkit.models import MLP, ConvNet, LogisticRegression, count_params
+from mlkit.train import History, TrainConfig, evaluate, fit, make_optimizer
+from mlkit.infer import Predictor, freeze
+
+__version__ = "0.1.0"
+
+__all__ = [
+    # data
+    "Dataset", "Preprocessor", "Split", "batches", "load_dataset", "make_dataset",
+    # models
+    "MLP", "ConvNet", "LogisticRegression", "count_params",
+    # training
+    "History", "TrainConfig", "evaluate", "fit", "make_optimizer",
+    # inference
+    "Predictor", "freeze",
+]

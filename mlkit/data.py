@@ -1,0 +1,272 @@
+"""Data in: shipped digit sets, generated toys, a learner's own CSV or NPZ file.
+
+Every source ends as a :class:`Dataset`: a stratified train / validation / test
+split plus a :class:`Preprocessor` fitted on the training split only, so no
+statistic of the validation or test data leaks into training.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from mlkit import toys
+
+DATASETS_DIR = Path(os.environ.get("MLKIT_DATASETS", Path(__file__).resolve().parent.parent / "datasets"))
+
+SHIPPED = {
+    "digits": ("digits.npz", "6f801551877abf69fbf3711373bb642a18dc933430a3385cd6febc235225ea6f", (8, 8)),
+    "mnist5k": ("mnist5k.npz", "f814240cf7e0d3cbaacc1a898905819a40ab46fb317a600d2a4b91a5c184c810", (28, 28)),
+}
+
+
+@dataclass(frozen=True)
+class Preprocessor:
+    """Per-feature standardisation ``(x - mean) / scale``, fitted on training data.
+
+    Works on NumPy and JAX arrays alike, so the frozen predictor applies exactly
+    the arithmetic that training used.
+    """
+
+    mean: np.ndarray
+    scale: np.ndarray
+
+    @classmethod
+    def fit(cls, x: np.ndarray, kind: str = "standardize") -> Preprocessor:
+        """Learn the statistics from ``x`` (the training split only)."""
+        x = np.asarray(x, np.float32)
+        if kind == "none":
+            return cls(np.zeros(x.shape[1], np.float32), np.ones(x.shape[1], np.float32))
+        if kind != "standardize":
+            raise ValueError(f"preprocess must be 'standardize' or 'none', got {kind!r}")
+        std = x.std(axis=0)
+        # A feature that barely varies in training (a near-blank border pixel) would turn a rare
+        # stroke into a huge input; its scale is floored at 10% of the widest feature's spread.
+        floor = max(0.1 * float(std.max()), 1e-6)
+        return cls(x.mean(axis=0), np.maximum(std, floor).astype(np.float32))
+
+    def __call__(self, x):
+        return (x - self.mean) / self.scale
+
+    def to_dict(self) -> dict:
+        return {"mean": self.mean.tolist(), "scale": self.scale.tolist()}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Preprocessor:
+        return cls(np.asarray(d["mean"], np.float32), np.asarray(d["scale"], np.float32))
+
+
+@dataclass(frozen=True)
+class Split:
+    """One part of a data set: raw inputs, pre-processed inputs, targets."""
+
+    raw_x: np.ndarray  # (n, features) float32, as the data came
+    x: np.ndarray  # (n, features) float32, after the Preprocessor
+    y: np.ndarray  # (n,) int32 class ids, or float32 targets for regression
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Train, validation and test splits with the pre-processing fitted on train."""
+
+    name: str
+    train: Split
+    val: Split
+    test: Split
+    preprocessor: Preprocessor
+    labels: tuple = ()  # readable class names; empty for regression
+    image_shape: tuple[int, int] | None = None  # (height, width) when features are pixels
+    task: str = "classification"
+    seed: int = field(default=0, repr=False)
+
+    @property
+    def num_features(self) -> int:
+        return self.train.x.shape[1]
+
+    @property
+    def num_classes(self) -> int:
+        """Outputs a model needs: the number of classes, or 1 for regression."""
+        return len(self.labels) if self.task == "classification" else 1
+
+
+def load_dataset(
+    source: str | os.PathLike,
+    *,
+    seed: int = 0,
+    val_fraction: float = 0.15,
+    test_fraction: float = 0.2,
+    preprocess: str = "standardize",
+    label: str | int | None = None,
+    **generator_options,
+) -> Dataset:
+    """Load a shipped set (``"digits"``, ``"mnist5k"``), a generated one
+    (``"moons"``, ``"circles"``, ``"spirals"``, ``"xor"``, ``"blobs"``,
+    ``"regression_curve"``; options such as ``n=`` and ``noise=`` pass through),
+    or your own ``.csv`` / ``.npz`` file, and split it.
+
+    For a CSV file the label is the column named (or numbered) by ``label``, else
+    the last column. An NPZ file holds arrays ``x`` and ``y``.
+    """
+    name = str(source)
+    image_shape = None
+    if name in SHIPPED:
+        x, y = read_shipped(name)
+        image_shape = SHIPPED[name][2]
+    elif name in toys.GENERATORS:
+        x, y = toys.GENERATORS[name](seed=seed, **generator_options)
+    elif Path(name).suffix.lower() in (".csv", ".npz"):
+        x, y = read_table(Path(name), label)
+        name = Path(name).stem
+    else:
+        known = sorted([*SHIPPED, *toys.GENERATORS])
+        raise ValueError(f"Unknown data set {name!r}. Expected one of {known}, or a path ending in .csv or .npz.")
+    if generator_options and name not in toys.GENERATORS:
+        raise TypeError(f"Options {sorted(generator_options)} only apply to generated data sets.")
+    return make_dataset(x, y, name=name, seed=seed, val_fraction=val_fraction, test_fraction=test_fraction,
+                        preprocess=preprocess, image_shape=image_shape)
+
+
+def make_dataset(
+    x: np.ndarray,
+    y: np.ndarray,
+    *,
+    name: str = "arrays",
+    seed: int = 0,
+    val_fraction: float = 0.15,
+    test_fraction: float = 0.2,
+    preprocess: str = "standardize",
+    image_shape: tuple[int, int] | None = None,
+) -> Dataset:
+    """Split arrays into train / val / test (stratified by class) and fit pre-processing on train.
+
+    Integer or string ``y`` makes a classification set; non-integer floats a regression set.
+    """
+    x = np.asarray(x, np.float32).reshape(len(x), -1)
+    y = np.asarray(y)
+    if len(x) != len(y):
+        raise ValueError(f"x has {len(x)} rows but y has {len(y)}; they must match.")
+    if not 0 <= val_fraction < 1 or not 0 < test_fraction < 1 or val_fraction + test_fraction >= 1:
+        raise ValueError(f"Need 0 <= val_fraction, 0 < test_fraction and a sum below 1; "
+                         f"got {val_fraction} and {test_fraction}.")
+    if y.dtype.kind == "f" and not np.all(np.mod(y, 1) == 0):
+        task, labels, targets = "regression", (), y.astype(np.float32)
+    else:
+        task = "classification"
+        classes, targets = np.unique(y, return_inverse=True)
+        labels = tuple(c.item() for c in classes)
+        targets = targets.astype(np.int32)
+    parts = _split_indices(targets if task == "classification" else None, len(y), val_fraction, test_fraction, seed)
+    preprocessor = Preprocessor.fit(x[parts[0]], preprocess)
+    train, val, test = (Split(x[i], preprocessor(x[i]).astype(np.float32), targets[i]) for i in parts)
+    return Dataset(name, train, val, test, preprocessor, labels, image_shape, task, seed)
+
+
+def _split_indices(classes, n, val_fraction, test_fraction, seed):
+    """Index arrays for train, val, test; each class keeps its share in every split."""
+    rng = np.random.default_rng(seed)
+    groups = [np.flatnonzero(classes == c) for c in np.unique(classes)] if classes is not None else [np.arange(n)]
+    parts = ([], [], [])
+    for group in groups:
+        group = rng.permutation(group)
+        n_test = round(len(group) * test_fraction)
+        n_val = round(len(group) * val_fraction)
+        for part, chunk in zip(parts, (group[n_test + n_val:], group[n_test:n_test + n_val], group[:n_test])):
+            part.append(chunk)
+    return tuple(rng.permutation(np.concatenate(p)) for p in parts)
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def read_shipped(name: str) -> tuple[np.ndarray, np.ndarray]:
+    """Images and labels of a shipped set, after checking the file's sha256."""
+    filename, expected, _ = SHIPPED[name]
+    path = DATASETS_DIR / filename
+    if not path.is_file():
+        raise FileNotFoundError(f"The {name!r} data file is missing: expected {path}. It ships with the "
+                                f"mlkit repository; restore it with `git checkout -- datasets/{filename}`.")
+    got = sha256(path)
+    if got != expected:
+        raise ValueError(f"The {name!r} data file {path} has been altered: sha256 {got}, expected {expected}. "
+                         f"Restore it with `git checkout -- datasets/{filename}`.")
+    with np.load(path, allow_pickle=False) as f:
+        return f["x"], f["y"]
+
+
+def read_table(path: Path, label: str | int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Features and labels from a learner's CSV (header optional) or NPZ (arrays x, y) file."""
+    if not path.is_file():
+        raise FileNotFoundError(f"No such data file: {path}")
+    if path.suffix.lower() == ".npz":
+        return _read_npz(path)
+    with open(path, newline="") as f:
+        rows = [r for r in csv.reader(f) if r]
+    if not rows:
+        raise ValueError(f"{path} is empty; expected rows of comma-separated numbers with a label column.")
+    header = None if all(_is_number(cell) for cell in rows[0]) else [c.strip() for c in rows.pop(0)]
+    width = len(header) if header else len(rows[0])
+    if width < 2 or not rows:
+        raise ValueError(f"{path} needs at least one feature column, a label column and one data row.")
+    column = _label_column(label, header, width, path)
+    features, targets = [], []
+    for line, row in enumerate(rows, start=2 if header else 1):
+        if len(row) != width:
+            raise ValueError(f"{path}, line {line}: {len(row)} fields, expected {width} like the first row.")
+        targets.append(row[column].strip())
+        cells = row[:column] + row[column + 1:]
+        bad = [c for c in cells if not _is_number(c)]
+        if bad:
+            raise ValueError(f"{path}, line {line}: {bad[0]!r} is not a number; every feature must be numeric "
+                             f"(only the label column may hold text).")
+        features.append([float(c) for c in cells])
+    x = np.asarray(features, np.float32)
+    y = np.asarray([float(t) for t in targets]) if all(_is_number(t) for t in targets) else np.asarray(targets)
+    return x, y
+
+
+def _read_npz(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            arrays = {key: f[key] for key in f.files}
+    except (OSError, EOFError, ValueError) as e:
+        raise ValueError(f"{path} is not a readable .npz of numeric arrays 'x' and 'y' ({e}).") from e
+    if not {"x", "y"} <= arrays.keys():
+        raise ValueError(f"{path} holds arrays {sorted(arrays)}; expected 'x' (features) and 'y' (labels).")
+    return arrays["x"], arrays["y"]
+
+
+def _label_column(label, header, width, path) -> int:
+    if label is None:
+        return width - 1
+    if isinstance(label, int):
+        if not -width <= label < width:
+            raise ValueError(f"label column {label} is out of range for {path}, which has {width} columns.")
+        return label % width
+    if header is None or label not in header:
+        raise ValueError(f"No column named {label!r} in {path}; its header is {header or '(none)'}.")
+    return header.index(label)
+
+
+def _is_number(cell: str) -> bool:
+    try:
+        return np.isfinite(float(cell))
+    except ValueError:
+        return False
+
+
+def batches(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int = 0) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Shuffled mini-batches for one epoch, last one possibly smaller (for lessons; ``fit`` batches on device)."""
+    order = np.random.default_rng(seed).permutation(len(x))
+    for start in range(0, len(x), batch_size):
+        take = order[start:start + batch_size]
+        yield x[take], y[take]

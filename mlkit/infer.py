@@ -1,0 +1,123 @@
+"""Inference: a frozen, compiled function from raw inputs to answers.
+
+``freeze`` takes a trained model and the pre-processing it was trained with and
+bakes both into one pure function with the parameters as constants: no
+optimiser, no gradients, dropout off, batch-norm statistics fixed. A
+:class:`Predictor` checks its input at the boundary, pads each batch up to one
+of a few bucket sizes (so a stream of odd batch sizes compiles a handful of
+times, not once per size) and returns labels or probabilities.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from mlkit.data import Dataset, Preprocessor
+from mlkit.train import eval_view
+
+BUCKETS = (1, 4, 16, 64, 256, 1024)
+
+
+class Predictor:
+    """A frozen model: ``predict`` gives labels, ``predict_proba`` class probabilities.
+
+    ``fn`` maps a float32 batch ``(n, num_features)`` of raw inputs to
+    probabilities (classification) or values (regression).
+    """
+
+    def __init__(self, fn: Callable, num_features: int, labels: Sequence = (), *,
+                 task: str = "classification", buckets: Sequence[int] = BUCKETS):
+        self.fn = fn
+        self.num_features = num_features
+        self.labels = tuple(labels)
+        self.task = task
+        self.buckets = tuple(sorted(buckets))
+        self._label_array = np.asarray(self.labels)
+        self._executables: dict[int, Callable] = {}
+
+    @property
+    def compiles(self) -> int:
+        """How many batch-size buckets have been compiled so far."""
+        return len(self._executables)
+
+    def predict(self, x) -> np.ndarray:
+        """Readable labels (classification) or predicted values (regression), one per row of ``x``."""
+        out = self._run(x)
+        return self._label_array[out.argmax(-1)] if self.task == "classification" else out[:, 0]
+
+    def predict_proba(self, x) -> np.ndarray:
+        """Class probabilities, shape ``(n, num_classes)``; each row sums to 1."""
+        if self.task != "classification":
+            raise ValueError("predict_proba needs a classifier; this predictor does regression, use predict.")
+        return self._run(x)
+
+    def __call__(self, x) -> np.ndarray:
+        return self.predict(x)
+
+    def validate(self, x) -> np.ndarray:
+        """``x`` as a float32 ``(n, num_features)`` array, or a ValueError that says what was expected."""
+        x = np.asarray(x)
+        expected = f"a 2-D array of shape (n, {self.num_features}): one row of {self.num_features} numbers per example"
+        if x.dtype.kind not in "iuf":
+            raise ValueError(f"Expected {expected}; got dtype {x.dtype}. Convert with np.asarray(x, dtype=np.float32).")
+        if x.ndim != 2:
+            hint = " For a single example use x.reshape(1, -1)." if x.size == self.num_features else ""
+            raise ValueError(f"Expected {expected}; got shape {x.shape}.{hint}")
+        if x.shape[1] != self.num_features:
+            raise ValueError(f"Expected {expected}; got {x.shape[1]} features per row (shape {x.shape}).")
+        x = x.astype(np.float32, copy=False)
+        if not np.isfinite(x).all():
+            rows = np.flatnonzero(~np.isfinite(x).all(axis=1))
+            raise ValueError(f"Expected finite numbers; rows {rows[:10].tolist()} hold NaN or infinity. "
+                             f"Fill or drop them before predicting.")
+        return x
+
+    def _run(self, x) -> np.ndarray:
+        x = self.validate(x)
+        largest = self.buckets[-1]
+        parts = [self._run_bucketed(x[i:i + largest]) for i in range(0, len(x), largest)]
+        return np.concatenate(parts) if len(parts) != 1 else parts[0]
+
+    def _run_bucketed(self, x: np.ndarray) -> np.ndarray:
+        n = len(x)
+        bucket = next(b for b in self.buckets if b >= n)
+        if bucket != n:
+            x = np.concatenate([x, np.zeros((bucket - n, x.shape[1]), np.float32)])
+        return np.asarray(self.executable(bucket)(x))[:n]
+
+    def executable(self, batch: int) -> Callable:
+        """The compiled function for exactly ``batch`` rows (compiled on first use)."""
+        if batch not in self._executables:
+            spec = jax.ShapeDtypeStruct((batch, self.num_features), jnp.float32)
+            self._executables[batch] = jax.jit(self.fn).lower(spec).compile()
+        return self._executables[batch]
+
+
+def freeze(model: nnx.Module, data: Dataset | None = None, *, preprocessor: Preprocessor | None = None,
+           labels: Sequence | None = None) -> Predictor:
+    """A :class:`Predictor` that applies ``data``'s pre-processing, the model in inference mode and softmax.
+
+    The parameters are copied out of the model now, so training the model further
+    does not change the predictor.
+    """
+    if data is not None:
+        preprocessor = preprocessor or data.preprocessor
+        labels = data.labels if labels is None else labels
+        task = data.task
+    else:
+        task = "classification" if labels else "regression"
+    if preprocessor is None:
+        raise ValueError("freeze needs the pre-processing used in training: pass the Dataset or preprocessor=.")
+    graphdef, state = nnx.split(eval_view(model))
+    state = jax.tree.map(jnp.array, state)  # a private copy: later training can't reach it
+
+    def frozen(x):
+        outputs = nnx.merge(graphdef, state)(preprocessor(x))
+        return jax.nn.softmax(outputs, axis=-1) if task == "classification" else outputs
+
+    return Predictor(frozen, len(preprocessor.mean), labels or (), task=task)
