@@ -52,7 +52,7 @@ class Preprocessor:
         return cls(x.mean(axis=0), np.maximum(std, floor).astype(np.float32))
 
     def __call__(self, x):
-        return (x - self.mean) / self.scale
+        return (x - self.mean[None, :]) / self.scale[None, :]
 
     def to_dict(self) -> dict:
         return {"mean": self.mean.tolist(), "scale": self.scale.tolist()}

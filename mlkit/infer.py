@@ -80,8 +80,8 @@ class Predictor:
     def _run(self, x) -> np.ndarray:
         x = self.validate(x)
         largest = self.buckets[-1]
-        parts = [self._run_bucketed(x[i:i + largest]) for i in range(0, len(x), largest)]
-        return np.concatenate(parts) if len(parts) != 1 else parts[0]
+        parts = [self._run_bucketed(x[i:i + largest]) for i in range(0, max(len(x), 1), largest)]
+        return np.concatenate(parts) if len(parts) > 1 else parts[0]
 
     def _run_bucketed(self, x: np.ndarray) -> np.ndarray:
         n = len(x)

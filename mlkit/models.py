@@ -59,7 +59,7 @@ class MLP(nnx.Module):
         sizes = [num_features, *hidden]
         self.activation = activation
         self.layers = nnx.List([nnx.Linear(a, b, rngs=rngs) for a, b in zip(sizes, sizes[1:])])
-        self.norms = nnx.List([nnx.BatchNorm(b, rngs=rngs) for b in hidden] if batch_norm else [])
+        self.norms = nnx.List([nnx.BatchNorm(b, momentum=0.9, rngs=rngs) for b in hidden] if batch_norm else [])
         self.dropout = nnx.Dropout(dropout, rngs=rngs) if dropout > 0 else None
         self.head = nnx.Linear(sizes[-1], num_classes, rngs=rngs)
 

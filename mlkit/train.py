@@ -116,7 +116,7 @@ def per_example_loss(outputs: jax.Array, y: jax.Array, task: str) -> tuple[jax.A
 
 
 def _loss_fn(graphdef, task, params, rest, x, y):
-    model = nnx.merge(graphdef, params, rest)
+    model = nnx.merge(graphdef, params, rest, copy=True)
     losses, correct = per_example_loss(model(x), y, task)
     return losses.mean(), (nnx.state(model, nnx.Not(nnx.Param)), correct.sum())
 
@@ -147,7 +147,7 @@ def eval_epoch(graphdef, task, chunk, params, rest, x, y):
     xs = jnp.pad(x, ((0, pad), (0, 0))).reshape(chunks, chunk, -1)
     ys = jnp.pad(y, (0, pad)).reshape(chunks, chunk)
     mask = (jnp.arange(chunks * chunk) < n).reshape(chunks, chunk)
-    model = nnx.merge(graphdef, params, rest)
+    model = nnx.merge(graphdef, params, rest, copy=True)
 
     def body(totals, batch):
         xb, yb, mb = batch

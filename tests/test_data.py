@@ -1,0 +1,133 @@
+import shutil
+
+import numpy as np
+import pytest
+
+import mlkit
+from mlkit import data as data_module
+from mlkit import toys
+
+
+def test_digits_load_with_stratified_splits(digits):
+    assert digits.num_features == 64 and digits.num_classes == 10
+    assert digits.labels == tuple(range(10)) and digits.image_shape == (8, 8)
+    sizes = [len(digits.train), len(digits.val), len(digits.test)]
+    assert sum(sizes) == 1797
+    assert digits.train.raw_x.max() == 16 and digits.train.raw_x.min() == 0
+    # Stratified: every class holds (about) its overall share in every split.
+    for split in (digits.train, digits.val, digits.test):
+        share = np.bincount(split.y, minlength=10) / len(split)
+        assert np.all(np.abs(share - 0.1) < 0.01)
+
+
+def test_preprocessing_is_fitted_on_train_only(digits):
+    pre = digits.preprocessor
+    np.testing.assert_allclose(pre.mean, digits.train.raw_x.mean(0), rtol=1e-5, atol=1e-5)
+    everything = np.concatenate([digits.train.raw_x, digits.val.raw_x, digits.test.raw_x])
+    assert not np.allclose(pre.mean, everything.mean(0))
+    np.testing.assert_allclose(digits.test.x, (digits.test.raw_x - pre.mean) / pre.scale, rtol=1e-6)
+    assert np.all(pre.scale > 0)
+
+
+def test_mnist5k_loads():
+    data = mlkit.load_dataset("mnist5k", seed=0)
+    assert data.num_features == 784 and data.image_shape == (28, 28)
+    assert len(data.train) + len(data.val) + len(data.test) == 5000
+
+
+def test_altered_data_file_is_refused(tmp_path, monkeypatch):
+    shutil.copy(data_module.DATASETS_DIR / "digits.npz", tmp_path / "digits.npz")
+    with open(tmp_path / "digits.npz", "r+b") as f:
+        f.seek(100)
+        f.write(b"\x00\x01")
+    monkeypatch.setattr(data_module, "DATASETS_DIR", tmp_path)
+    with pytest.raises(ValueError, match="has been altered.*sha256.*git checkout"):
+        mlkit.load_dataset("digits")
+
+
+def test_missing_data_file_is_named(tmp_path, monkeypatch):
+    monkeypatch.setattr(data_module, "DATASETS_DIR", tmp_path)
+    with pytest.raises(FileNotFoundError, match="missing.*digits.npz"):
+        mlkit.load_dataset("digits")
+
+
+def test_unknown_name_lists_the_choices():
+    with pytest.raises(ValueError, match="Unknown data set 'digitz'.*moons"):
+        mlkit.load_dataset("digitz")
+
+
+@pytest.mark.parametrize("name", ["moons", "circles", "spirals", "xor", "blobs"])
+def test_toys_are_seeded_2d_classification(name):
+    a = mlkit.load_dataset(name, seed=3, n=200, noise=0.1)
+    b = mlkit.load_dataset(name, seed=3, n=200, noise=0.1)
+    c = mlkit.load_dataset(name, seed=4, n=200, noise=0.1)
+    assert a.num_features == 2 and a.task == "classification" and a.num_classes >= 2
+    np.testing.assert_array_equal(a.train.raw_x, b.train.raw_x)
+    assert not np.array_equal(a.train.raw_x, c.train.raw_x)
+
+
+def test_regression_curve_is_a_regression_task():
+    data = mlkit.load_dataset("regression_curve", n=60, noise=0.1, seed=0)
+    assert data.task == "regression" and data.num_classes == 1 and data.labels == ()
+    x, y = toys.regression_curve(n=500, noise=0.0)
+    np.testing.assert_allclose(y, toys.true_curve(x[:, 0]))
+
+
+def test_own_csv_with_header_and_named_label(tmp_path):
+    path = tmp_path / "flowers.csv"
+    rows = ["kind,petal,sepal"] + [f"{'ab'[i % 2]},{i},{i * 2}" for i in range(40)]
+    path.write_text("\n".join(rows) + "\n")
+    data = mlkit.load_dataset(path, label="kind")
+    assert data.labels == ("a", "b") and data.num_features == 2 and data.name == "flowers"
+    assert len(data.train) + len(data.val) + len(data.test) == 40
+
+
+def test_own_csv_without_header_uses_last_column(tmp_path):
+    path = tmp_path / "plain.csv"
+    path.write_text("\n".join(f"{i},{i % 3}" for i in range(30)))
+    data = mlkit.load_dataset(path)
+    assert data.num_features == 1 and data.labels == (0, 1, 2)
+
+
+@pytest.mark.parametrize("text, message", [
+    ("a,b,label\n1,2,0\n3,4\n", "line 3: 2 fields, expected 3"),
+    ("a,b,label\n1,x,0\n3,4,1\n", "line 2: 'x' is not a number"),
+    ("", "is empty"),
+    ("a,b,label\n1,,0\n", "'' is not a number"),
+])
+def test_malformed_csv_says_where(tmp_path, text, message):
+    path = tmp_path / "bad.csv"
+    path.write_text(text)
+    with pytest.raises(ValueError, match=message):
+        mlkit.load_dataset(path)
+
+
+def test_csv_label_name_must_exist(tmp_path):
+    path = tmp_path / "t.csv"
+    path.write_text("a,b\n1,0\n2,1\n")
+    with pytest.raises(ValueError, match="No column named 'kind'.*\\['a', 'b'\\]"):
+        mlkit.load_dataset(path, label="kind")
+
+
+def test_own_npz_and_foreign_npz(tmp_path):
+    good = tmp_path / "good.npz"
+    np.savez(good, x=np.arange(60.0).reshape(30, 2), y=np.arange(30) % 2)
+    assert mlkit.load_dataset(good).num_features == 2
+    wrong_keys = tmp_path / "keys.npz"
+    np.savez(wrong_keys, features=np.zeros((3, 2)))
+    with pytest.raises(ValueError, match="expected 'x'"):
+        mlkit.load_dataset(wrong_keys)
+    pickled = tmp_path / "pickled.npz"
+    np.savez(pickled, x=np.array([{"a": 1}], dtype=object), y=np.zeros(1))
+    with pytest.raises(ValueError, match="not a readable .npz"):
+        mlkit.load_dataset(pickled)
+    garbage = tmp_path / "garbage.npz"
+    garbage.write_bytes(b"this is not a zip file")
+    with pytest.raises(ValueError, match="not a readable .npz"):
+        mlkit.load_dataset(garbage)
+
+
+def test_batches_cover_every_example_once():
+    x, y = np.arange(10)[:, None], np.arange(10)
+    seen = np.concatenate([yb for _, yb in mlkit.batches(x, y, 4, seed=1)])
+    assert sorted(seen) == list(range(10)) and len(list(mlkit.batches(x, y, 4))) == 3

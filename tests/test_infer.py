@@ -1,0 +1,81 @@
+import numpy as np
+import pytest
+
+import mlkit
+
+
+@pytest.fixture(scope="module")
+def predictor(trained, digits):
+    return mlkit.freeze(trained, digits)
+
+
+def test_predictor_agrees_with_model_on_every_test_example(predictor, trained, digits):
+    direct = np.asarray(mlkit.train.eval_view(trained)(digits.test.x))
+    probs = predictor.predict_proba(digits.test.raw_x)
+    np.testing.assert_array_equal(probs.argmax(1), direct.argmax(1))
+    np.testing.assert_allclose(probs.sum(1), 1.0, rtol=1e-5)
+    np.testing.assert_array_equal(predictor.predict(digits.test.raw_x), np.asarray(digits.labels)[direct.argmax(1)])
+
+
+def test_integer_pixels_are_accepted(predictor, digits):
+    raw = digits.test.raw_x[:5]
+    np.testing.assert_array_equal(predictor.predict(raw.astype(np.uint8)), predictor.predict(raw))
+
+
+def test_readable_labels_come_out(trained, digits):
+    names = tuple(f"digit {i}" for i in range(10))
+    named = mlkit.freeze(trained, digits, labels=names)
+    assert named.predict(digits.test.raw_x[:3])[0].startswith("digit ")
+
+
+def test_frozen_means_frozen(digits):
+    model = mlkit.MLP(64, (32,), 10, dropout=0.5, batch_norm=True, seed=0)
+    mlkit.fit(model, digits, mlkit.TrainConfig(epochs=2, progress=False))
+    predictor = mlkit.freeze(model, digits)
+    before = predictor.predict_proba(digits.test.raw_x)
+    np.testing.assert_array_equal(before, predictor.predict_proba(digits.test.raw_x))  # no dropout noise
+    mlkit.fit(model, digits, mlkit.TrainConfig(epochs=2, learning_rate=1e-2, progress=False))
+    np.testing.assert_array_equal(before, predictor.predict_proba(digits.test.raw_x))  # training can't reach it
+
+
+@pytest.mark.parametrize("bad, message", [
+    (np.zeros((2, 63)), r"shape \(n, 64\).*got 63 features"),
+    (np.zeros(64), r"got shape \(64,\)\. For a single example use x.reshape\(1, -1\)"),
+    (np.zeros((2, 8, 8)), r"got shape \(2, 8, 8\)"),
+    (np.array([["a"] * 64]), r"got dtype <U1"),
+    (np.array([[None] * 64]), r"got dtype object"),
+])
+def test_bad_inputs_say_what_was_expected(predictor, bad, message):
+    with pytest.raises(ValueError, match=message):
+        predictor.predict(bad)
+
+
+def test_nan_input_names_the_rows(predictor, digits):
+    x = digits.test.raw_x[:5].copy()
+    x[3, 10] = np.nan
+    with pytest.raises(ValueError, match=r"rows \[3\] hold NaN"):
+        predictor.predict_proba(x)
+    assert np.isnan(x[3, 10])  # the caller's array is untouched
+
+
+def test_odd_batch_sizes_reuse_a_few_buckets(trained, digits):
+    predictor = mlkit.freeze(trained, digits)
+    rng = np.random.default_rng(0)
+    sizes = rng.integers(1, 300, size=40)
+    for n in sizes:
+        x = digits.test.raw_x[rng.integers(0, len(digits.test), n)]
+        assert predictor.predict(x).shape == (n,)
+    assert predictor.compiles <= len(predictor.buckets)
+    expected = {next(b for b in predictor.buckets if b >= n) for n in sizes}
+    assert set(predictor._executables) == expected
+
+
+def test_big_batches_are_chunked_and_agree(predictor, digits):
+    x = np.concatenate([digits.test.raw_x] * 4)  # 1436 rows, more than the largest bucket
+    np.testing.assert_array_equal(predictor.predict(x), np.concatenate([predictor.predict(digits.test.raw_x)] * 4))
+    assert predictor.predict(x[:0]).shape == (0,)
+
+
+def test_freeze_needs_preprocessing(trained):
+    with pytest.raises(ValueError, match="pre-processing"):
+        mlkit.freeze(trained)
