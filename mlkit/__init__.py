@@ -5,7 +5,7 @@ The course in order: data → model → training → inference.
 
 from mlkit.data import Dataset, Preprocessor, Split, batches, load_dataset, make_dataset
 from mlkit.models import MLP, ConvNet, LogisticRegression, count_params
-from mlkit.train import History, TrainConfig, evaluate, fit, make_optimizer
+from mlkit.train import History, TrainConfig, apply, evaluate, fit, make_optimizer
 from mlkit.infer import Predictor, freeze
 
 __version__ = "0.1.0"
@@ -16,7 +16,7 @@ __all__ = [
     # models
     "MLP", "ConvNet", "LogisticRegression", "count_params",
     # training
-    "History", "TrainConfig", "evaluate", "fit", "make_optimizer",
+    "History", "TrainConfig", "apply", "evaluate", "fit", "make_optimizer",
     # inference
     "Predictor", "freeze",
 ]

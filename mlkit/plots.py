@@ -65,3 +65,45 @@ def probabilities(probs: np.ndarray, labels: Sequence, ax=None) -> Figure:
     ax.set_ylim(0, 1)
     ax.set_ylabel("probability")
     return fig
+
+
+def decision_boundary(model, data, ax=None, resolution: int = 120) -> Figure:
+    """The model's predicted class over the plane, with the training points on top (2-D data only)."""
+    from mlkit.train import apply
+
+    fig, ax = _axes(ax, figsize=(4, 4))
+    ax.clear()
+    raw = data.train.raw_x
+    lo, hi = raw.min(0) - 0.3, raw.max(0) + 0.3
+    gx, gy = np.meshgrid(np.linspace(lo[0], hi[0], resolution), np.linspace(lo[1], hi[1], resolution))
+    grid = np.stack([gx.ravel(), gy.ravel()], 1).astype(np.float32)
+    outputs = apply(model, data.preprocessor(grid))
+    classes = outputs.argmax(1).reshape(gx.shape)
+    cmap = plt.get_cmap("coolwarm" if data.num_classes == 2 else "tab10")
+    ax.contourf(gx, gy, classes, levels=np.arange(data.num_classes + 1) - 0.5, cmap=cmap, alpha=0.3)
+    ax.scatter(raw[:, 0], raw[:, 1], c=data.train.y, cmap=cmap, s=9, edgecolors="k", linewidths=0.3,
+               vmin=0, vmax=max(data.num_classes - 1, 1))
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_title("decision boundary")
+    return fig
+
+
+def regression_fit(model, data, ax=None, truth=None) -> Figure:
+    """A 1-D regression model's curve over its training and validation points."""
+    from mlkit.train import apply
+
+    fig, ax = _axes(ax)
+    ax.clear()
+    lo, hi = data.train.raw_x.min(), data.train.raw_x.max()
+    grid = np.linspace(lo, hi, 300, dtype=np.float32)[:, None]
+    ax.scatter(data.train.raw_x[:, 0], data.train.y, s=14, label="training points")
+    ax.scatter(data.val.raw_x[:, 0], data.val.y, s=14, marker="s", facecolors="none", edgecolors="C1",
+               label="validation points")
+    if truth is not None:
+        ax.plot(grid[:, 0], truth(grid[:, 0]), color="grey", ls="--", lw=1, label="true curve")
+    ax.plot(grid[:, 0], apply(model, data.preprocessor(grid))[:, 0], color="C2", lw=2, label="model")
+    ax.set_ylim(-2, 2)
+    ax.legend(frameon=False, fontsize=8)
+    ax.set_title("the fitted curve")
+    return fig

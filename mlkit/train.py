@@ -172,6 +172,22 @@ def evaluate(model: nnx.Module, split: Split, task: str = "classification") -> t
     return float(loss), float(acc) if task == "classification" else math.nan
 
 
+def _forward(graphdef, state, x):
+    return nnx.merge(graphdef, state, copy=True)(x)
+
+
+def apply(model: nnx.Module, x) -> np.ndarray:
+    """The model's outputs in inference mode for pre-processed ``x``.
+
+    Unlike ``freeze``, the parameters are arguments, not constants, so calling this
+    after every epoch of a live plot compiles once per input shape, not once per epoch.
+    """
+    graphdef, state = nnx.split(eval_view(model))
+    x = jnp.asarray(x, jnp.float32)
+    run, _ = compiled(_forward, (graphdef,), state, x)
+    return np.asarray(run(state, x))
+
+
 def fit(
     model: nnx.Module,
     data: Dataset,

@@ -1,0 +1,287 @@
+"""ipywidgets dashboards for the lessons: controls on the left, live figure on the right, a status line.
+
+Every callback is a plain method (``on_change``, ``on_train``, ``on_stop``,
+``train``, ``refresh``), so tests drive a dashboard without a browser.
+Sliders report only when released (``continuous_update=False``): one drag, one
+training run. The figure is a matplotlib ``Figure`` (not pyplot, so nothing
+piles up) rendered to PNG into an ``Image`` widget, which redraws in place.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import html
+import io
+import math
+import threading
+import time
+from collections.abc import Callable, Sequence
+
+import ipywidgets as widgets
+from IPython.display import display
+from matplotlib.figure import Figure
+
+from mlkit import plots
+from mlkit.data import Dataset
+from mlkit.train import History, TrainConfig, fit
+
+Panel = Callable[["Explorer", object], None]  # panel(dashboard, axes) draws one subplot
+_STYLE = {"description_width": "110px"}
+_LAYOUT = widgets.Layout(width="310px")
+
+
+def log_slider(description: str, value: float, low: float, high: float) -> widgets.FloatLogSlider:
+    """A slider over powers of ten (learning rates, weight decay), reporting on release."""
+    return widgets.FloatLogSlider(value=value, base=10, min=math.log10(low), max=math.log10(high), step=0.1,
+                                  description=description, readout_format=".1e", continuous_update=False,
+                                  style=_STYLE, layout=_LAYOUT)
+
+
+def int_slider(description: str, value: int, low: int, high: int, step: int = 1) -> widgets.IntSlider:
+    return widgets.IntSlider(value=value, min=low, max=high, step=step, description=description,
+                             continuous_update=False, style=_STYLE, layout=_LAYOUT)
+
+
+def float_slider(description: str, value: float, low: float, high: float, step: float) -> widgets.FloatSlider:
+    return widgets.FloatSlider(value=value, min=low, max=high, step=step, description=description,
+                               continuous_update=False, style=_STYLE, layout=_LAYOUT)
+
+
+def dropdown(description: str, options: Sequence, value=None) -> widgets.Dropdown:
+    return widgets.Dropdown(options=list(options), value=options[0] if value is None else value,
+                            description=description, style=_STYLE, layout=_LAYOUT)
+
+
+class Explorer:
+    """Controls that redraw a figure of ``panels`` whenever a value changes."""
+
+    def __init__(self, controls: dict[str, widgets.ValueWidget], panels: Sequence[Panel], *,
+                 describe: Callable[[Explorer], str] | None = None, title: str = "",
+                 figsize: tuple[float, float] | None = None, render: bool = True):
+        self.controls = dict(controls)
+        self.panels = list(panels)
+        self.describe = describe or (lambda explorer: "")
+        self.render = render  # False: draw the figure but skip the PNG (headless runs)
+        self.figure = Figure(figsize=figsize or (4.3 * len(self.panels), 3.3), layout="constrained")
+        self.axes = list(self.figure.subplots(1, len(self.panels), squeeze=False)[0])
+        self.image = widgets.Image(format="png", layout=widgets.Layout(max_width="100%"))
+        self.status = widgets.HTML(layout=widgets.Layout(width="310px"))
+        self.title = widgets.HTML(f"<b>{html.escape(title)}</b>") if title else None
+        self.redraws = 0
+        for control in self.controls.values():
+            control.observe(self.on_change, names="value")
+
+    @property
+    def values(self) -> dict:
+        return {name: control.value for name, control in self.controls.items()}
+
+    def on_change(self, change=None) -> None:
+        """Called by a control when its value changes (on release for sliders)."""
+        self.refresh()
+
+    def refresh(self) -> None:
+        self.redraw()
+        self.show_status(self.describe(self))
+
+    def set_value(self, name: str, value) -> None:
+        """Do what a learner does: set one control as if it were moved, and wait for the result."""
+        if self.controls[name].value == value:
+            self.on_change()
+        else:
+            self.controls[name].value = value
+
+    def redraw(self) -> None:
+        for ax, panel in zip(self.axes, self.panels):
+            ax.clear()
+            panel(self, ax)
+        if self.render:
+            buffer = io.BytesIO()
+            self.figure.savefig(buffer, format="png", dpi=90)
+            self.image.value = buffer.getvalue()
+        else:
+            self.figure.canvas.draw()
+        self.redraws += 1
+
+    def show_status(self, text: str, error: bool = False) -> None:
+        colour = "crimson" if error else "inherit"
+        self.status.value = f"<span style='color:{colour};font-family:monospace'>{html.escape(text)}</span>"
+
+    def sidebar(self) -> list[widgets.Widget]:
+        return [w for w in (self.title, *self.controls.values()) if w is not None] + [self.status]
+
+    @property
+    def widget(self) -> widgets.Widget:
+        return widgets.HBox([widgets.VBox(self.sidebar(), layout=widgets.Layout(min_width="320px")), self.image])
+
+    def _ipython_display_(self):
+        if not self.redraws:
+            self.refresh()
+        display(self.widget)
+
+
+class TrainingDashboard(Explorer):
+    """Sliders for data, model and hyperparameters; Train and Stop buttons; curves redrawn per epoch.
+
+    ``data`` is a Dataset or a function of the control values that makes one
+    (re-made only when a control named in ``data_keys`` changes); ``model_fn(data,
+    values)`` builds a fresh model for each run. Controls named like ``TrainConfig``
+    fields (learning_rate, epochs, ...) override ``config``. With ``threaded=True``
+    (for JupyterLab) training runs in a background thread so the Stop button is
+    heard; ``train()`` itself always runs to the end before returning.
+    """
+
+    def __init__(self, data: Dataset | Callable[[dict], Dataset], model_fn: Callable[[Dataset, dict], object],
+                 config: TrainConfig, controls: dict[str, widgets.ValueWidget],
+                 panels: Sequence[Panel] = (), *, data_keys: Sequence[str] = (), threaded: bool = True,
+                 redraw_every: float = 0.15, **kwargs):
+        super().__init__(controls, panels or (loss_panel, accuracy_panel), **kwargs)
+        self.data_fn = data if callable(data) else (lambda values: data)
+        self.data_keys = tuple(data_keys)
+        self.model_fn = model_fn
+        self.config = config.replace(progress=False)
+        self.threaded = threaded
+        self.redraw_every = redraw_every
+        self.train_button = widgets.Button(description="Train", icon="play", button_style="primary")
+        self.stop_button = widgets.Button(description="Stop", icon="stop", disabled=True)
+        self.train_button.on_click(self.on_train)
+        self.stop_button.on_click(self.on_stop)
+        self.history: History | None = None
+        self.model = None
+        self.data: Dataset | None = None
+        self.training = False
+        self._data_key = None
+        self._stop = False
+        self._thread: threading.Thread | None = None
+        self._last_draw = 0.0
+        self._started = 0.0
+
+    def on_change(self, change=None) -> None:
+        self.start()
+
+    def on_train(self, button=None) -> None:
+        self.start()
+
+    def on_stop(self, button=None) -> None:
+        """Ask the run to stop after the current epoch; the model keeps that epoch."""
+        self._stop = True
+
+    def start(self) -> None:
+        """Train now (or in a background thread when ``threaded``); ignored while a run is going."""
+        if self.training:
+            return
+        if self.threaded:
+            self.training = True  # claimed before the thread starts, so a second click can't start another
+            self._thread = threading.Thread(target=self.train, daemon=True)
+            self._thread.start()
+        else:
+            self.train()
+
+    def wait(self) -> None:
+        if self._thread is not None:
+            self._thread.join()
+
+    def set_value(self, name: str, value) -> History | None:
+        super().set_value(name, value)
+        self.wait()
+        return self.history
+
+    def refresh(self) -> None:
+        if self.history is None:
+            self.train()
+        else:
+            super().refresh()
+
+    def train(self) -> History | None:
+        """One full run with the current control values; returns its history."""
+        values = self.values
+        self._busy(True)
+        self._started = time.perf_counter()
+        try:
+            self.data = self._dataset(values)
+            self.model = self.model_fn(self.data, values)
+            fields = {f.name for f in dataclasses.fields(TrainConfig)}
+            config = self.config.replace(**{k: v for k, v in values.items() if k in fields})
+            self.history = fit(self.model, self.data, config, callbacks=[self._after_epoch])
+        except ValueError as e:
+            self.show_status(f"error: {e}", error=True)
+            return self.history
+        finally:
+            self._stop = False  # a Stop pressed before or during this run applied to this run only
+            self._busy(False)
+        self.redraw()
+        self.show_status(self.describe(self) or self._progress(self.history, config.epochs, final=True),
+                         error=self.history.status == "diverged")
+        return self.history
+
+    def _dataset(self, values: dict) -> Dataset:
+        key = tuple(values[k] for k in self.data_keys)
+        if self.data is None or key != self._data_key:
+            self.data, self._data_key = self.data_fn(values), key
+        return self.data
+
+    def _after_epoch(self, history: History) -> bool:
+        self.history = history
+        now = time.perf_counter()
+        if now - self._last_draw >= self.redraw_every:
+            self.redraw()
+            self._last_draw = time.perf_counter()
+        self.show_status(self._progress(history, self.values.get("epochs", self.config.epochs)))
+        return not self._stop
+
+    def _progress(self, history: History, epochs: int, final: bool = False) -> str:
+        if not history.epochs:
+            return history.message or "no epoch finished"
+        text = (f"epoch {history.epochs}/{epochs} · loss {history.train_loss[-1]:.4f} · "
+                f"val loss {history.val_loss[-1]:.4f}")
+        if not math.isnan(history.val_acc[-1]):
+            text += f" · val acc {history.val_acc[-1]:.1%}"
+        text += f" · {time.perf_counter() - self._started:.1f} s"
+        if final and history.status != "completed":
+            text += f" · {history.status}: {history.message}"
+        return text
+
+    def _busy(self, busy: bool) -> None:
+        self.training = busy
+        for control in (*self.controls.values(), self.train_button):
+            control.disabled = busy
+        self.stop_button.disabled = not busy
+
+    def sidebar(self) -> list[widgets.Widget]:
+        *controls, status = super().sidebar()
+        return [*controls, widgets.HBox([self.train_button, self.stop_button]), status]
+
+
+def loss_panel(dashboard: TrainingDashboard, ax) -> None:
+    if dashboard.history is not None:
+        plots.curves(dashboard.history, "loss", ax=ax)
+
+
+def accuracy_panel(dashboard: TrainingDashboard, ax) -> None:
+    if dashboard.history is not None:
+        plots.curves(dashboard.history, "acc", ax=ax)
+
+
+def boundary_panel(dashboard: TrainingDashboard, ax) -> None:
+    if dashboard.model is not None:
+        plots.decision_boundary(dashboard.model, dashboard.data, ax=ax)
+
+
+def playground(seed: int = 0, **kwargs) -> TrainingDashboard:
+    """A TensorFlow-Playground-like dashboard: a 2-D data set, a network, its decision boundary as it trains."""
+    from mlkit.data import load_dataset
+    from mlkit.models import ACTIVATIONS, MLP
+
+    controls = {
+        "dataset": dropdown("data set", ["moons", "circles", "spirals", "xor", "blobs"]),
+        "noise": float_slider("noise", 0.15, 0.0, 0.5, 0.05),
+        "width": int_slider("width", 16, 2, 64),
+        "depth": int_slider("hidden layers", 2, 1, 4),
+        "activation": dropdown("activation", [a for a in ACTIVATIONS if a != "linear"], "tanh"),
+        "learning_rate": log_slider("learning rate", 1e-2, 1e-4, 1.0),
+        "epochs": int_slider("epochs", 40, 5, 200, 5),
+    }
+    return TrainingDashboard(
+        lambda v: load_dataset(v["dataset"], n=400, noise=v["noise"], seed=seed),
+        lambda data, v: MLP(2, (v["width"],) * v["depth"], data.num_classes, activation=v["activation"], seed=seed),
+        TrainConfig(batch_size=16, seed=seed), controls, (boundary_panel, loss_panel),
+        data_keys=("dataset", "noise"), title="Playground: watch the boundary form", **kwargs)
