@@ -21,9 +21,11 @@ stats = {"compiles": 0, "seconds": 0.0}
 
 
 def signature(args: tuple) -> tuple:
-    """Hashable description of a pytree of arrays: its structure and each leaf's shape and dtype."""
+    """Hashable description of a pytree of arrays: its structure and each leaf's shape, dtype and
+    sharding (an executable compiled for one device cannot run on arrays spread over several)."""
     leaves, treedef = jax.tree.flatten(args)
-    return treedef, tuple((leaf.shape, leaf.dtype, getattr(leaf, "weak_type", False)) for leaf in leaves)
+    return treedef, tuple((leaf.shape, leaf.dtype, getattr(leaf, "weak_type", False), getattr(leaf, "sharding", None))
+                          for leaf in leaves)
 
 
 def compiled(fn: Callable, static: tuple, *args) -> tuple[Callable, float]:

@@ -8,6 +8,7 @@ statistic of the validation or test data leaks into training.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import hashlib
 import os
 from collections.abc import Iterator
@@ -36,30 +37,36 @@ class Preprocessor:
 
     mean: np.ndarray
     scale: np.ndarray
+    kind: str = "standardize"
+    floor: float = 0.0
 
     @classmethod
-    def fit(cls, x: np.ndarray, kind: str = "standardize") -> Preprocessor:
-        """Learn the statistics from ``x`` (the training split only)."""
+    def fit(cls, x: np.ndarray, kind: str = "standardize", floor: float = 0.0) -> Preprocessor:
+        """Learn the statistics from ``x`` (the training split only).
+
+        ``floor`` (a fraction of the widest feature's spread) is for features that share
+        one unit, like pixels: a near-blank border pixel would otherwise turn a rare
+        stroke into a huge input. Features in different units keep ``floor=0``.
+        """
         x = np.asarray(x, np.float32)
         if kind == "none":
-            return cls(np.zeros(x.shape[1], np.float32), np.ones(x.shape[1], np.float32))
+            return cls(np.zeros(x.shape[1], np.float32), np.ones(x.shape[1], np.float32), kind)
         if kind != "standardize":
             raise ValueError(f"preprocess must be 'standardize' or 'none', got {kind!r}")
         std = x.std(axis=0)
-        # A feature that barely varies in training (a near-blank border pixel) would turn a rare
-        # stroke into a huge input; its scale is floored at 10% of the widest feature's spread.
-        floor = max(0.1 * float(std.max()), 1e-6)
-        return cls(x.mean(axis=0), np.maximum(std, floor).astype(np.float32))
+        lowest = max(floor * float(std.max()), 1e-6)  # a feature that never varies keeps a finite scale
+        return cls(x.mean(axis=0), np.maximum(std, lowest).astype(np.float32), kind, floor)
 
     def __call__(self, x):
         return (x - self.mean[None, :]) / self.scale[None, :]
 
     def to_dict(self) -> dict:
-        return {"mean": self.mean.tolist(), "scale": self.scale.tolist()}
+        return {"mean": self.mean.tolist(), "scale": self.scale.tolist(), "kind": self.kind, "floor": self.floor}
 
     @classmethod
     def from_dict(cls, d: dict) -> Preprocessor:
-        return cls(np.asarray(d["mean"], np.float32), np.asarray(d["scale"], np.float32))
+        return cls(np.asarray(d["mean"], np.float32), np.asarray(d["scale"], np.float32),
+                   d.get("kind", "standardize"), d.get("floor", 0.0))
 
 
 @dataclass(frozen=True)
@@ -165,9 +172,29 @@ def make_dataset(
         labels = tuple(c.item() for c in classes)
         targets = targets.astype(np.int32)
     parts = _split_indices(targets if task == "classification" else None, len(y), val_fraction, test_fraction, seed)
-    preprocessor = Preprocessor.fit(x[parts[0]], preprocess)
+    preprocessor = Preprocessor.fit(x[parts[0]], preprocess, floor=0.1 if image_shape else 0.0)
     train, val, test = (Split(x[i], preprocessor(x[i]).astype(np.float32), targets[i]) for i in parts)
     return Dataset(name, train, val, test, preprocessor, labels, image_shape, task, seed)
+
+
+def with_train_size(data: Dataset, n: int, seed: int = 0) -> Dataset:
+    """The same validation and test splits with only ``n`` (stratified) training examples.
+
+    The pre-processing is fitted again on the smaller training split, as it would be
+    if that were all the data there was.
+    """
+    total = len(data.train)
+    if not 1 <= n <= total:
+        raise ValueError(f"n must be between 1 and the training split's size {total}, got {n}.")
+    keep = np.arange(total)
+    if n < total:
+        classes = data.train.y if data.task == "classification" else None
+        keep = _split_indices(classes, total, 0.0, 1 - n / total, seed)[0]
+    old = data.preprocessor
+    pre = Preprocessor.fit(data.train.raw_x[keep], old.kind, old.floor)
+    train = Split(data.train.raw_x[keep], data.train.raw_x[keep], data.train.y[keep])
+    train, val, test = (Split(s.raw_x, pre(s.raw_x).astype(np.float32), s.y) for s in (train, data.val, data.test))
+    return dataclasses.replace(data, train=train, val=val, test=test, preprocessor=pre)
 
 
 def _split_indices(classes, n, val_fraction, test_fraction, seed):

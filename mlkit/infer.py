@@ -6,19 +6,28 @@ optimiser, no gradients, dropout off, batch-norm statistics fixed. A
 :class:`Predictor` checks its input at the boundary, pads each batch up to one
 of a few bucket sizes (so a stream of odd batch sizes compiles a handful of
 times, not once per size) and returns labels or probabilities.
+
+``Predictor.save`` writes a deployable artifact and :func:`mlkit.load_predictor`
+reads it back (see :mod:`mlkit.artifact`). This module imports flax only inside
+``freeze``, so a serving process needs jax and numpy, not the training code.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-from flax import nnx
 
-from mlkit.data import Dataset, Preprocessor
-from mlkit.train import eval_view
+from mlkit.data import Preprocessor
+
+if TYPE_CHECKING:
+    from flax import nnx
+
+    from mlkit.data import Dataset
 
 BUCKETS = (1, 4, 16, 64, 256, 1024)
 
@@ -27,18 +36,36 @@ class Predictor:
     """A frozen model: ``predict`` gives labels, ``predict_proba`` class probabilities.
 
     ``fn`` maps a float32 batch ``(n, num_features)`` of raw inputs to
-    probabilities (classification) or values (regression).
+    probabilities (classification) or values (regression). ``preprocessor`` is
+    the pre-processing already inside ``fn``, kept to describe it (saved in the
+    artifact); ``params`` are the arrays ``fn`` closes over, kept to count bytes.
     """
 
     def __init__(self, fn: Callable, num_features: int, labels: Sequence = (), *,
-                 task: str = "classification", buckets: Sequence[int] = BUCKETS):
+                 task: str = "classification", buckets: Sequence[int] = BUCKETS,
+                 preprocessor: Preprocessor | None = None, params: Any = None):
         self.fn = fn
         self.num_features = num_features
         self.labels = tuple(labels)
         self.task = task
         self.buckets = tuple(sorted(buckets))
+        self.preprocessor = preprocessor
+        self.params = params
         self._label_array = np.asarray(self.labels)
         self._executables: dict[int, Callable] = {}
+
+    @property
+    def nbytes(self) -> int | None:
+        """Bytes of the arrays baked into ``fn`` (None when unknown, e.g. after loading an artifact)."""
+        if self.params is None:
+            return None
+        return sum(int(np.asarray(leaf).nbytes) for leaf in jax.tree.leaves(self.params))
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write a deployable artifact to directory ``path``; :func:`mlkit.load_predictor` reads it back."""
+        from mlkit.artifact import save
+
+        save(self, path)
 
     @property
     def compiles(self) -> int:
@@ -113,6 +140,10 @@ def freeze(model: nnx.Module, data: Dataset | None = None, *, preprocessor: Prep
         task = "classification" if labels else "regression"
     if preprocessor is None:
         raise ValueError("freeze needs the pre-processing used in training: pass the Dataset or preprocessor=.")
+    from flax import nnx  # here, not at the top: loading a saved predictor must not need flax
+
+    from mlkit.train import eval_view
+
     graphdef, state = nnx.split(eval_view(model))
     state = jax.tree.map(jnp.array, state)  # a private copy: later training can't reach it
 
@@ -120,4 +151,6 @@ def freeze(model: nnx.Module, data: Dataset | None = None, *, preprocessor: Prep
         outputs = nnx.merge(graphdef, state)(preprocessor(x))
         return jax.nn.softmax(outputs, axis=-1) if task == "classification" else outputs
 
-    return Predictor(frozen, len(preprocessor.mean), labels or (), task=task)
+    return Predictor(frozen, len(preprocessor.mean), labels or (), task=task, preprocessor=preprocessor,
+                     params={"model": nnx.filter_state(state, nnx.Param, nnx.BatchStat),  # not the dropout RNG state
+                             "preprocessor": (preprocessor.mean, preprocessor.scale)})

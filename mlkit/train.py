@@ -22,6 +22,7 @@ import optax
 from flax import nnx
 from tqdm.auto import tqdm
 
+from mlkit import parallel
 from mlkit.compiled import compiled
 from mlkit.data import Dataset, Split
 
@@ -40,6 +41,7 @@ class TrainConfig:
     weight_decay: float = 0.0  # shrinks weights towards zero each step; traced
     patience: int | None = None  # early stopping: epochs without a better val loss before stopping
     seed: int = 0  # shuffling order
+    shuffle: bool = True  # reshuffle every epoch; False feeds batches in stored order (to see why we shuffle)
     progress: bool = True  # show a progress bar
 
     def __post_init__(self):
@@ -130,11 +132,13 @@ def train_step(graphdef, task, kind, carry, batch):
     return (optax.apply_updates(params, updates), rest, opt_state), (loss, correct)
 
 
-def train_epoch(graphdef, task, kind, batch_size, state, x, y, key):
-    """One shuffled pass over (x, y) as a single scan of train steps."""
+def train_epoch(graphdef, task, kind, batch_size, shuffle, state, x, y, key):
+    """One (shuffled) pass over (x, y) as a single scan of train steps."""
     steps = x.shape[0] // batch_size
-    order = jax.random.permutation(key, x.shape[0])[: steps * batch_size].reshape(steps, batch_size)
-    step = lambda carry, idx: train_step(graphdef, task, kind, carry, (x[idx], y[idx]))  # noqa: E731
+    order = jax.random.permutation(key, x.shape[0]) if shuffle else jnp.arange(x.shape[0])
+    order = order[: steps * batch_size].reshape(steps, batch_size)
+    batch = lambda idx: parallel.shard_batch((x[idx], y[idx]))  # noqa: E731  (split over a mesh if fit set one)
+    step = lambda carry, idx: train_step(graphdef, task, kind, carry, batch(idx))  # noqa: E731
     state, (losses, correct) = jax.lax.scan(step, state, order)
     return state, losses.mean(), correct.sum() / (steps * batch_size)
 
@@ -194,6 +198,7 @@ def fit(
     config: TrainConfig = TrainConfig(),
     *,
     callbacks: Sequence[Callable[[History], bool | None]] = (),
+    mesh: jax.sharding.Mesh | None = None,
 ) -> History:
     """Train ``model`` in place on ``data.train``, validating on ``data.val`` after every epoch.
 
@@ -201,8 +206,12 @@ def fit(
     model already holding that epoch's parameters; returning ``False`` stops
     training. Ctrl-C, divergence and early stopping all leave the model and the
     history at the last good epoch.
+
+    With ``mesh`` (``mlkit.parallel.data_mesh()``) every mini-batch is split across the
+    mesh's devices and the gradients averaged by the compiler; the numbers match one device.
     """
     _check_inputs(model, data, config)
+    parallel.per_device_batch(config.batch_size, mesh)
     task = data.task
     model.train()
     graphdef, params, rest = nnx.split(model, nnx.Param, ...)
@@ -213,9 +222,12 @@ def fit(
     keys = jax.random.split(jax.random.key(config.seed), config.epochs)
 
     history = History()
-    state = (params, rest, opt_state)
-    epoch_fn, seconds = compiled(train_epoch, (graphdef, task, config.optimizer, config.batch_size), state, x, y, keys[0])
-    eval_fn, seconds_eval = compiled(eval_epoch, (eval_graphdef, task, min(len(vy), 512)), params, rest, vx, vy)
+    state, x, y, vx, vy, keys = parallel.replicate(((params, rest, opt_state), x, y, vx, vy, keys), mesh)
+    with jax.set_mesh(mesh):  # train_epoch splits each mini-batch over this mesh; None: one device
+        epoch_fn, seconds = compiled(train_epoch, (graphdef, task, config.optimizer, config.batch_size,
+                                                    config.shuffle),
+                                     state, x, y, keys[0])
+        eval_fn, seconds_eval = compiled(eval_epoch, (eval_graphdef, task, min(len(vy), 512)), *state[:2], vx, vy)
     history.compile_time = seconds + seconds_eval
     best = (math.inf, state)
     bar = tqdm(total=config.epochs, disable=not config.progress, desc="training", unit="epoch", leave=False)

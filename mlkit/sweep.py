@@ -1,0 +1,92 @@
+"""Many training runs at once: ``jax.vmap`` over learning rates and seeds, one compiled call per epoch.
+
+Small models leave most of a CPU idle; stacking runs along a new leading axis
+turns many small matrix products into a few larger ones. Every run sees the
+same data; each has its own learning rate, initial weights and shuffling.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from mlkit.compiled import compiled
+from mlkit.data import Dataset
+from mlkit.train import TrainConfig, eval_epoch, eval_view, make_optimizer, train_epoch
+
+
+@dataclass
+class SweepResult:
+    """Per-run curves, shape (runs, epochs); run ``i`` used ``learning_rates[i]`` and ``seeds[i]``."""
+
+    learning_rates: np.ndarray
+    seeds: np.ndarray
+    train_loss: np.ndarray
+    val_loss: np.ndarray
+    val_acc: np.ndarray
+    seconds: float  # steady-state training and validation time, all runs together
+    compile_time: float
+    _graphdef: object = field(repr=False, default=None)
+    _states: tuple = field(repr=False, default=())
+
+    def best(self) -> int:
+        """Index of the run with the lowest final validation loss (diverged runs never win)."""
+        final = np.where(np.isfinite(self.val_loss[:, -1]), self.val_loss[:, -1], np.inf)
+        return int(final.argmin())
+
+    def model(self, run: int) -> nnx.Module:
+        """The trained model of one run, in inference mode."""
+        params, rest = jax.tree.map(lambda a: a[run], self._states)
+        return eval_view(nnx.merge(self._graphdef, params, rest))
+
+
+def sweep_epoch(graphdef, task, kind, batch_size, shuffle, states, x, y, keys):
+    one = functools.partial(train_epoch, graphdef, task, kind, batch_size, shuffle)
+    return jax.vmap(one, in_axes=(0, None, None, 0))(states, x, y, keys)
+
+
+def sweep_eval(graphdef, task, chunk, params, rest, x, y):
+    one = functools.partial(eval_epoch, graphdef, task, chunk)
+    return jax.vmap(one, in_axes=(0, 0, None, None))(params, rest, x, y)
+
+
+def sweep(model_fn: Callable[[int], nnx.Module], data: Dataset, config: TrainConfig, *,
+          learning_rates: Sequence[float] | None = None, seeds: Sequence[int] = (0,)) -> SweepResult:
+    """Train ``model_fn(seed)`` for every (learning rate, seed) pair at once; no early stopping."""
+    runs = list(itertools.product(learning_rates or [config.learning_rate], seeds))
+    if config.batch_size > len(data.train):
+        raise ValueError(f"batch_size {config.batch_size} is larger than the training split ({len(data.train)}).")
+    states, graphdefs = [], set()
+    for lr, seed in runs:
+        model = model_fn(seed)
+        model.train()
+        graphdef, params, rest = nnx.split(model, nnx.Param, ...)
+        graphdefs.add(graphdef)
+        states.append((params, rest, make_optimizer(config.replace(learning_rate=lr)).init(params)))
+    if len(graphdefs) != 1:
+        raise ValueError("model_fn must build the same architecture for every seed; only the weights may differ.")
+    state = jax.tree.map(lambda *leaves: jnp.stack(leaves), *states)
+    eval_graphdef = nnx.graphdef(eval_view(model))
+    x, y, vx, vy = (jnp.asarray(a) for a in (data.train.x, data.train.y, data.val.x, data.val.y))
+    keys = jnp.stack([jax.random.split(jax.random.key(seed), config.epochs) for _, seed in runs])
+    static = (graphdef, data.task, config.optimizer, config.batch_size, config.shuffle)
+    epoch_fn, compile_train = compiled(sweep_epoch, static, state, x, y, keys[:, 0])
+    eval_fn, compile_eval = compiled(sweep_eval, (eval_graphdef, data.task, min(len(vy), 512)),
+                                     state[0], state[1], vx, vy)
+    curves = []
+    start = time.perf_counter()
+    for epoch in range(config.epochs):
+        state, loss, _ = epoch_fn(state, x, y, keys[:, epoch])
+        curves.append((loss, *eval_fn(state[0], state[1], vx, vy)))
+    train_loss, val_loss, val_acc = (np.stack([np.asarray(c[i]) for c in curves], axis=1) for i in range(3))
+    seconds = time.perf_counter() - start
+    return SweepResult(np.array([r[0] for r in runs]), np.array([r[1] for r in runs]), train_loss, val_loss,
+                       val_acc, seconds, compile_train + compile_eval, graphdef, (state[0], state[1]))
