@@ -10,8 +10,10 @@ tests prove that a learning-rate change compiles nothing.
 from __future__ import annotations
 
 import functools
+import os
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import jax
@@ -40,3 +42,15 @@ def compiled(fn: Callable, static: tuple, *args) -> tuple[Callable, float]:
     stats["compiles"] += 1
     stats["seconds"] += seconds
     return executable, seconds
+
+
+def enable_persistent_cache(path: str | os.PathLike | None = None) -> None:
+    """Keep compiled programs on disk, so a new kernel or process skips compiles it has seen before.
+
+    Leaves an existing JAX cache setting alone; ``MLKIT_COMPILATION_CACHE=0`` turns it off.
+    """
+    if os.environ.get("MLKIT_COMPILATION_CACHE", "1") == "0" or jax.config.jax_compilation_cache_dir:
+        return
+    path = path or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "mlkit" / "jax"
+    jax.config.update("jax_compilation_cache_dir", str(path))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.2)  # training epochs, not tiny ops

@@ -190,11 +190,19 @@ def with_train_size(data: Dataset, n: int, seed: int = 0) -> Dataset:
     if n < total:
         classes = data.train.y if data.task == "classification" else None
         keep = _split_indices(classes, total, 0.0, 1 - n / total, seed)[0]
-    old = data.preprocessor
-    pre = Preprocessor.fit(data.train.raw_x[keep], old.kind, old.floor)
-    train = Split(data.train.raw_x[keep], data.train.raw_x[keep], data.train.y[keep])
-    train, val, test = (Split(s.raw_x, pre(s.raw_x).astype(np.float32), s.y) for s in (train, data.val, data.test))
-    return dataclasses.replace(data, train=train, val=val, test=test, preprocessor=pre)
+    return with_train(data, data.train.raw_x[keep], data.train.y[keep])
+
+
+def with_train(data: Dataset, raw_x: np.ndarray, y: np.ndarray) -> Dataset:
+    """The same validation and test splits with a new training split (e.g. augmented);
+    the pre-processing is fitted again on it."""
+    raw_x = np.asarray(raw_x, np.float32).reshape(len(raw_x), -1)
+    if raw_x.shape[1] != data.num_features or len(raw_x) != len(y):
+        raise ValueError(f"Expected {len(y)} rows of {data.num_features} features, got shape {raw_x.shape}.")
+    pre = Preprocessor.fit(raw_x, data.preprocessor.kind, data.preprocessor.floor)
+    splits = (Split(s.raw_x, pre(s.raw_x).astype(np.float32), s.y)
+              for s in (Split(raw_x, raw_x, np.asarray(y)), data.val, data.test))
+    return dataclasses.replace(data, **dict(zip(("train", "val", "test"), splits)), preprocessor=pre)
 
 
 def _split_indices(classes, n, val_fraction, test_fraction, seed):

@@ -245,8 +245,9 @@ def fit(
                                    f"{config.learning_rate:g}, e.g. {config.learning_rate / 10:g}.")
                 break
             state = new_state
-            nnx.update(model, state[0], state[1])
             _record(history, loss, acc, val_loss, val_acc, elapsed, task)
+            if callbacks:  # they may look at the model; otherwise it is written once, at the end
+                nnx.update(model, state[0], state[1])
             bar.update()
             bar.set_postfix(loss=f"{loss:.4f}", val_loss=f"{val_loss:.4f}")
             if val_loss < best[0]:
@@ -257,7 +258,7 @@ def fit(
                 history.message = f"Stopped by a callback after epoch {epoch + 1}."
                 break
             if config.patience is not None and history.epochs - history.best_epoch >= config.patience:
-                nnx.update(model, best[1][0], best[1][1])
+                state = best[1]
                 history.status = "early_stopped"
                 history.message = (f"No better validation loss for {config.patience} epochs; the model keeps "
                                    f"the best epoch, {history.best_epoch}.")
@@ -265,10 +266,10 @@ def fit(
         else:
             history.status = "completed"
     except KeyboardInterrupt:
-        nnx.update(model, state[0], state[1])
         history.status = "interrupted"
         history.message = f"Interrupted; the model and history keep the {history.epochs} finished epochs."
     finally:
+        nnx.update(model, state[0], state[1])  # the last good epoch (the best one after early stopping)
         bar.close()
     return history
 

@@ -265,23 +265,3 @@ def boundary_panel(dashboard: TrainingDashboard, ax) -> None:
     if dashboard.model is not None:
         plots.decision_boundary(dashboard.model, dashboard.data, ax=ax)
 
-
-def playground(seed: int = 0, **kwargs) -> TrainingDashboard:
-    """A TensorFlow-Playground-like dashboard: a 2-D data set, a network, its decision boundary as it trains."""
-    from mlkit.data import load_dataset
-    from mlkit.models import ACTIVATIONS, MLP
-
-    controls = {
-        "dataset": dropdown("data set", ["moons", "circles", "spirals", "xor", "blobs"]),
-        "noise": float_slider("noise", 0.15, 0.0, 0.5, 0.05),
-        "width": int_slider("width", 16, 2, 64),
-        "depth": int_slider("hidden layers", 2, 1, 4),
-        "activation": dropdown("activation", [a for a in ACTIVATIONS if a != "linear"], "tanh"),
-        "learning_rate": log_slider("learning rate", 1e-2, 1e-4, 1.0),
-        "epochs": int_slider("epochs", 40, 5, 200, 5),
-    }
-    return TrainingDashboard(
-        lambda v: load_dataset(v["dataset"], n=400, noise=v["noise"], seed=seed),
-        lambda data, v: MLP(2, (v["width"],) * v["depth"], data.num_classes, activation=v["activation"], seed=seed),
-        TrainConfig(batch_size=16, seed=seed), controls, (boundary_panel, loss_panel),
-        data_keys=("dataset", "noise"), title="Playground: watch the boundary form", **kwargs)

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 import mlkit
-from mlkit import widgets
+from mlkit import labs, widgets
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +75,7 @@ def test_bad_value_shows_an_error_and_keeps_the_last_run(digits):
 
 
 def test_playground_redraws_the_boundary_for_a_new_data_set():
-    play = widgets.playground()
+    play = labs.playground()
     play.set_value("epochs", 10)
     assert play.data.name == "moons" and play.history.epochs == 10
     boundary_before = play.axes[0].collections[0].get_array().copy() if play.axes[0].collections else None

@@ -1,0 +1,82 @@
+"""Ready-made training dashboards for the lessons, built from :mod:`mlkit.widgets`.
+
+Each function returns a :class:`~mlkit.widgets.TrainingDashboard`; a notebook
+shows it, a test drives it with ``set_value``.
+"""
+
+from __future__ import annotations
+
+from mlkit import plots, toys
+from mlkit.data import Dataset, load_dataset, with_train_size
+from mlkit.models import ACTIVATIONS, MLP
+from mlkit.train import TrainConfig
+from mlkit.widgets import (TrainingDashboard, accuracy_panel, boundary_panel, dropdown, float_slider, int_slider,
+                           log_slider, loss_panel)
+
+
+def playground(seed: int = 0, **kwargs) -> TrainingDashboard:
+    """A TensorFlow-Playground-like dashboard: a 2-D data set, a network, its decision boundary as it trains."""
+    controls = {
+        "dataset": dropdown("data set", ["moons", "circles", "spirals", "xor", "blobs"]),
+        "noise": float_slider("noise", 0.15, 0.0, 0.5, 0.05),
+        "width": int_slider("width", 16, 2, 64),
+        "depth": int_slider("hidden layers", 2, 1, 4),
+        "activation": dropdown("activation", [a for a in ACTIVATIONS if a != "linear"], "tanh"),
+        "learning_rate": log_slider("learning rate", 1e-2, 1e-4, 1.0),
+        "epochs": int_slider("epochs", 40, 5, 200, 5),
+    }
+    return TrainingDashboard(
+        lambda v: load_dataset(v["dataset"], n=400, noise=v["noise"], seed=seed),
+        lambda data, v: MLP(2, (v["width"],) * v["depth"], data.num_classes, activation=v["activation"], seed=seed),
+        TrainConfig(batch_size=16, seed=seed), controls, (boundary_panel, loss_panel),
+        data_keys=("dataset", "noise"), title="Playground: watch the boundary form", **kwargs)
+
+
+def digits_lab(data: Dataset, seed: int = 0, **kwargs) -> TrainingDashboard:
+    """Learning rate, width, depth, batch size and epochs for an MLP on a digit set."""
+    controls = {
+        "learning_rate": log_slider("learning rate", 1e-3, 1e-5, 10.0),
+        "width": int_slider("width", 128, 8, 512, 8),
+        "depth": int_slider("hidden layers", 2, 1, 4),
+        "batch_size": int_slider("batch size", 32, 8, 256, 8),
+        "epochs": int_slider("epochs", 20, 1, 60),
+    }
+    return TrainingDashboard(
+        data, lambda d, v: MLP(d.num_features, (v["width"],) * v["depth"], d.num_classes, seed=seed),
+        TrainConfig(seed=seed), controls, (loss_panel, accuracy_panel), title="Train an MLP on the digits", **kwargs)
+
+
+def overfitting_lab(data: Dataset, seed: int = 0, **kwargs) -> TrainingDashboard:
+    """Training-set size, width, dropout and weight decay over the training and validation curves."""
+    controls = {
+        "train_size": int_slider("training examples", 100, 20, len(data.train), 10),
+        "width": int_slider("width", 256, 8, 512, 8),
+        "dropout": float_slider("dropout", 0.0, 0.0, 0.9, 0.1),
+        "weight_decay": log_slider("weight decay", 1e-4, 1e-4, 10.0),
+        "epochs": int_slider("epochs", 100, 10, 300, 10),
+    }
+    return TrainingDashboard(
+        lambda v: with_train_size(data, v["train_size"], seed=seed),
+        lambda d, v: MLP(d.num_features, (v["width"],) * 2, d.num_classes, dropout=v["dropout"], seed=seed),
+        TrainConfig(batch_size=16, seed=seed), controls, (loss_panel, accuracy_panel), data_keys=("train_size",),
+        title="Overfitting: shrink the data, grow the model", **kwargs)
+
+
+def capacity_lab(seed: int = 0, **kwargs) -> TrainingDashboard:
+    """Fit the noisy sine curve with networks of growing capacity and watch the fit and the losses."""
+    data = load_dataset("regression_curve", n=40, noise=0.25, seed=seed, val_fraction=0.4, test_fraction=0.2)
+    controls = {
+        "width": int_slider("width", 16, 1, 256),
+        "depth": int_slider("hidden layers", 2, 1, 3),
+        "activation": dropdown("activation", ["tanh", "relu"]),
+        "epochs": int_slider("epochs", 400, 50, 1000, 50),
+    }
+
+    def fit_panel(dashboard, ax):
+        if dashboard.model is not None:
+            plots.regression_fit(dashboard.model, dashboard.data, ax=ax, truth=toys.true_curve)
+
+    return TrainingDashboard(
+        data, lambda d, v: MLP(1, (v["width"],) * v["depth"], 1, activation=v["activation"], seed=seed),
+        TrainConfig(batch_size=16, learning_rate=1e-2, seed=seed), controls, (fit_panel, loss_panel),
+        title="Capacity: fit a noisy curve", **kwargs)
