@@ -107,3 +107,22 @@ def regression_fit(model, data, ax=None, truth=None) -> Figure:
     ax.legend(frameon=False, fontsize=8)
     ax.set_title("the fitted curve")
     return fig
+
+
+def heatmap(values: np.ndarray, rows: Sequence, columns: Sequence, *, row_name: str = "", column_name: str = "",
+            title: str = "", fmt: str = "{:.3f}", ax=None) -> Figure:
+    """A grid of numbers coloured by value (e.g. validation accuracy over two hyperparameters)."""
+    fig, ax = _axes(ax, figsize=(1.0 + 0.9 * len(columns), 0.8 + 0.5 * len(rows)))
+    ax.clear()
+    ax.imshow(values, cmap="viridis", aspect="auto")
+    ax.set_xticks(range(len(columns)), [str(c) for c in columns])
+    ax.set_yticks(range(len(rows)), [str(r) for r in rows])
+    ax.set_xlabel(column_name)
+    ax.set_ylabel(row_name)
+    finite = values[np.isfinite(values)]
+    middle = (finite.min() + finite.max()) / 2 if finite.size else 0
+    for (i, j), v in np.ndenumerate(values):
+        ax.text(j, i, fmt.format(v), ha="center", va="center", fontsize=8,
+                color="white" if np.isfinite(v) and v < middle else "black")
+    ax.set_title(title)
+    return fig
