@@ -52,6 +52,10 @@ def save(predictor: Predictor, path: str | os.PathLike) -> Path:
     path = Path(path)
     _check_target(path)
     exported = _export(predictor)
+    outputs = exported.out_avals[0].shape[1]
+    if predictor.task == "classification" and len(predictor.labels) != outputs:
+        raise ValueError(f"A classifier needs one label per output: expected {outputs} labels, "
+                         f"got {len(predictor.labels)}. Pass labels= to freeze or Predictor.")
     payload = exported.serialize()
     metadata = {
         "format": FORMAT,
@@ -59,7 +63,7 @@ def save(predictor: Predictor, path: str | os.PathLike) -> Path:
         "task": predictor.task,
         "labels": [_json_label(label) for label in predictor.labels],
         "input": {"shape": ["b", predictor.num_features], "dtype": "float32"},
-        "output": {"shape": ["b", *exported.out_avals[0].shape[1:]], "dtype": str(exported.out_avals[0].dtype)},
+        "output": {"shape": ["b", outputs], "dtype": str(exported.out_avals[0].dtype)},
         "buckets": list(predictor.buckets),
         "preprocessor": None if predictor.preprocessor is None else predictor.preprocessor.to_dict(),
         "param_bytes": predictor.nbytes,
@@ -96,10 +100,11 @@ def load_predictor(path: str | os.PathLike) -> Predictor:
         raise ValueError(f"{path / PAYLOAD} passed its checksum but jax {jax.__version__} cannot read it "
                          f"({type(e).__name__}: {e}). {RE_EXPORT}") from e
     num_features = metadata["input"]["shape"][1]
-    (aval,) = exported.in_avals
-    if aval.shape[1:] != (num_features,) or aval.dtype != jnp.float32:
-        raise ValueError(f"{path}: metadata.json says the input is (b, {num_features}) float32 but the function "
-                         f"takes {aval.str_short()}; the two files do not belong together. Re-save the artifact.")
+    avals = exported.in_avals
+    if len(avals) != 1 or avals[0].shape[1:] != (num_features,) or avals[0].dtype != jnp.float32:
+        takes = ", ".join(aval.str_short() for aval in avals)
+        raise ValueError(f"{path}: {METADATA} says the input is float32[b,{num_features}] but the function "
+                         f"takes ({takes}); the two files do not belong together. Re-save the artifact.")
     preprocessor = metadata["preprocessor"]
     return Predictor(exported.call, num_features, metadata["labels"], task=metadata["task"],
                      buckets=metadata.get("buckets", BUCKETS),
@@ -109,7 +114,8 @@ def load_predictor(path: str | os.PathLike) -> Predictor:
 def read_metadata(path: str | os.PathLike) -> dict:
     """The checked contents of ``path/metadata.json`` (the payload is not read)."""
     path = Path(path)
-    expected = f"a directory holding {METADATA} and {PAYLOAD}, written by predictor.save or `python -m mlkit train --out`"
+    expected = (f"a directory holding {METADATA} and {PAYLOAD}, written by predictor.save "
+                f"or `python -m mlkit train --out`")
     if not path.exists():
         aside = sorted(path.parent.glob(f".{path.name}.old-*"))
         hint = f" An interrupted save left the previous artifact at {aside[-1]}; rename it back." if aside else ""
@@ -122,25 +128,48 @@ def read_metadata(path: str | os.PathLike) -> dict:
     try:
         metadata = json.loads(meta_path.read_text())
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ValueError(f"{meta_path} is not valid JSON ({e}): the artifact is damaged. Copy it again or re-save it.") from e
+        raise ValueError(f"{meta_path} is not valid JSON ({e}): the artifact is damaged. "
+                         f"Copy it again or re-save it.") from e
     if not isinstance(metadata, dict) or metadata.get("format") != FORMAT:
         got = metadata.get("format") if isinstance(metadata, dict) else type(metadata).__name__
-        raise ValueError(f"{meta_path} is not mlkit predictor metadata: expected \"format\": \"{FORMAT}\", got {got!r}.")
+        raise ValueError(f"{meta_path} is not mlkit predictor metadata: "
+                         f"expected \"format\": \"{FORMAT}\", got {got!r}.")
     missing = [key for key in REQUIRED if key not in metadata]
     if missing:
         raise ValueError(f"{meta_path} lacks the keys {missing}: the artifact is incomplete or from another tool. "
                          f"Re-save it.")
-    try:
-        shape, payload = metadata["input"]["shape"], metadata["payload"]
-        ok = (len(shape) == 2 and isinstance(shape[1], int) and shape[1] > 0
-              and metadata["task"] in ("classification", "regression") and isinstance(metadata["labels"], list)
-              and isinstance(payload["bytes"], int) and isinstance(payload["sha256"], str))
-    except (TypeError, KeyError):
-        ok = False
-    if not ok:
-        raise ValueError(f"{meta_path} is malformed: expected an input shape [\"b\", features], a task, a list of "
-                         f"labels and a payload size and sha256. Re-save the artifact.")
+    problem = _problem(metadata)
+    if problem:
+        raise ValueError(f"{meta_path} is malformed: {problem}. Re-save the artifact.")
     return metadata
+
+
+def _problem(metadata: dict) -> str | None:
+    """What is wrong with the fields of ``metadata``, or None."""
+    shapes = [part.get("shape") if isinstance(part, dict) else None for part in (metadata["input"], metadata["output"])]
+    if not all(isinstance(s, list) and len(s) == 2 and isinstance(s[1], int) and s[1] > 0 for s in shapes):
+        return f'"input" and "output" should each hold a "shape" ["b", size], got {shapes}'
+    if metadata["task"] not in ("classification", "regression"):
+        return f'"task" should be "classification" or "regression", got {metadata["task"]!r}'
+    labels = metadata["labels"]
+    if not (isinstance(labels, list) and all(isinstance(label, (str, int, float)) for label in labels)):
+        return f'"labels" should be a list of numbers or strings, got {str(labels)[:80]}'
+    if metadata["task"] == "classification" and len(labels) != shapes[1][1]:
+        return f"{len(labels)} labels for {shapes[1][1]} outputs"
+    pre, n = metadata["preprocessor"], shapes[0][1]
+    if pre is not None and not (isinstance(pre, dict) and all(
+            isinstance(pre.get(key), list) and len(pre[key]) == n for key in ("mean", "scale"))):
+        return f'"preprocessor" should be null or hold "mean" and "scale" lists of {n} numbers'
+    buckets = metadata.get("buckets", [1])
+    if not (isinstance(buckets, list) and buckets and all(isinstance(b, int) and b > 0 for b in buckets)):
+        return f'"buckets" should be a list of positive batch sizes, got {buckets!r}'
+    payload = metadata["payload"]
+    if not (isinstance(payload, dict) and isinstance(payload.get("bytes"), int)
+            and isinstance(payload.get("sha256"), str)):
+        return f'"payload" should hold "bytes" (an integer) and "sha256" (hex digits), got {payload!r}'
+    if not isinstance(metadata["versions"], dict) or not isinstance(metadata["format_version"], int):
+        return '"versions" should be an object and "format_version" an integer'
+    return None
 
 
 def _export(predictor: Predictor) -> jax.export.Exported:
@@ -171,21 +200,22 @@ def _serialization_version() -> int | None:
 
 
 def _check_versions(metadata: dict, path: Path) -> None:
-    versions, here = metadata["versions"], _versions(0)
-    if not isinstance(versions, dict):
-        raise ValueError(f"{path / METADATA} is malformed: \"versions\" should be an object, got {versions!r}.")
-    if not isinstance(metadata["format_version"], int) or metadata["format_version"] > FORMAT_VERSION:
-        raise ValueError(f"{path} uses artifact format {metadata['format_version']!r} (mlkit "
-                         f"{versions.get('mlkit')}); this mlkit {here['mlkit']} reads format {FORMAT_VERSION}. "
-                         f"Upgrade mlkit to read it. {RE_EXPORT}")
+    """Refuse, saying how to re-export, what this mlkit, jax or machine cannot run."""
+    from mlkit import __version__
+
+    versions = metadata["versions"]
+    if metadata["format_version"] > FORMAT_VERSION:
+        raise ValueError(f"{path} uses artifact format {metadata['format_version']} (mlkit {versions.get('mlkit')}); "
+                         f"this mlkit {__version__} reads format {FORMAT_VERSION}. Upgrade mlkit to read it. "
+                         f"{RE_EXPORT}")
     serialization, convention = versions.get("serialization"), versions.get("calling_convention")
-    lowest, highest = (jax.export.minimum_supported_calling_convention_version,
-                       jax.export.maximum_supported_calling_convention_version)
-    too_new = isinstance(serialization, int) and here["serialization"] is not None and serialization > here["serialization"]
+    readable, lowest, highest = (_serialization_version(), jax.export.minimum_supported_calling_convention_version,
+                                 jax.export.maximum_supported_calling_convention_version)
+    too_new = isinstance(serialization, int) and readable is not None and serialization > readable
     if too_new or not (isinstance(convention, int) and lowest <= convention <= highest):
         raise ValueError(f"{path} was exported by jax {versions.get('jax')} (jax.export serialization version "
                          f"{serialization}, calling convention {convention}); the jax {jax.__version__} installed "
-                         f"here reads serialization versions up to {here['serialization']} and calling conventions "
+                         f"here reads serialization versions up to {readable} and calling conventions "
                          f"{lowest} to {highest}. {RE_EXPORT}")
     platform = jax.export.default_export_platform()
     if platform not in metadata.get("platforms", [platform]):
@@ -246,5 +276,9 @@ def _swap_in(staging: Path, path: Path) -> None:
         return
     aside = path.with_name(f".{path.name}.old-{uuid.uuid4().hex[:8]}")
     os.replace(path, aside)  # the complete old artifact steps aside ...
-    os.replace(staging, path)  # ... and the complete new one takes its name
+    try:
+        os.replace(staging, path)  # ... and the complete new one takes its name
+    except BaseException:
+        os.replace(aside, path)
+        raise
     shutil.rmtree(aside, ignore_errors=True)

@@ -128,6 +128,20 @@ def time_calls(fn: Callable, *args, name: str = "", items: int = 1, warmup: int 
     return Timing(name or getattr(fn, "__name__", "fn"), seconds, items, compile_s, unit, note)
 
 
+def compare(fns: dict[str, Callable], *args, items: int = 1, rounds: int = 10, calls: int = 20,
+            warmup: int = 2, unit: str = "row") -> dict[str, Timing]:
+    """Time several functions on the same arguments in turns (``rounds`` of ``calls`` each),
+    so a machine that gets busier half-way slows every contender alike."""
+    for fn in fns.values():
+        for _ in range(warmup):
+            jax.block_until_ready(fn(*args))
+    seconds: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            seconds[name] += time_calls(fn, *args, warmup=0, repeats=calls).seconds
+    return {name: Timing(name, s, items, unit=unit) for name, s in seconds.items()}
+
+
 def compile_timed(fn: Callable, *args) -> tuple[Any, float]:
     """``jax.jit(fn)`` compiled ahead of time for these arguments, and the seconds compiling took."""
     start = time.perf_counter()

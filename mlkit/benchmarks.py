@@ -29,14 +29,17 @@ from mlkit import bench
 from mlkit.train import eval_view
 
 HIDDEN, LR, SEED = (256, 256), 1e-3, 0
+COMPILE_NOTE = ("compile s: everything a first call costs beyond a steady one (tracing, XLA compile, first-run set-up): "
+                "first call - one step for the eager and nnx.jit loops; lower+compile plus first-call excess for "
+                "jax.jit; History.compile_time plus first-epoch excess for mlkit.fit. ms/step: median epoch / steps.")
 
 
 def _settings(quick: bool) -> dict:
     if quick:
-        return {"epochs": 2, "batches": (32, 256), "eager_steps": 3, "repeats_1": 20, "repeats_big": 3,
-                "redraw_epochs": 2, "matmul_n": 256}
+        return {"epochs": 3, "batches": (32,), "eager_steps": 2, "repeats_1": 20, "repeats_big": 3,
+                "redraw_epochs": 3, "redraw_repeats": 1, "matmul_n": 256}
     return {"epochs": 20, "batches": (32, 256), "eager_steps": 20, "repeats_1": 300, "repeats_big": 30,
-            "redraw_epochs": 20, "matmul_n": 1024}
+            "redraw_epochs": 20, "redraw_repeats": 3, "matmul_n": 1024}
 
 
 def _model() -> mlkit.MLP:
@@ -59,14 +62,15 @@ def _nnx_train_step(model, optimizer, batch):
     return loss
 
 
-def _functional(graphdef, tx):
-    """A pure step for ``jax.jit``: split once outside, merge inside (flax's functional API example)."""
-    def step(params, rest, opt_state, batch):
-        def loss(p):
-            return _loss_fn(nnx.merge(graphdef, p, rest), batch)
-        (value, _), grads = jax.value_and_grad(loss, has_aux=True)(params)
+def _functional(graphdef, rest, tx):
+    """A pure step ``(params, opt_state), batch -> (params, opt_state), loss``: the model split once
+    outside, merged inside (flax's functional-API example). Run it eagerly or under ``jax.jit``."""
+    def step(state, batch):
+        params, opt_state = state
+        (loss, _), grads = jax.value_and_grad(lambda p: _loss_fn(nnx.merge(graphdef, p, rest), batch),
+                                              has_aux=True)(params)
         updates, opt_state = tx.update(grads, opt_state, params)
-        return optax.apply_updates(params, updates), opt_state, value
+        return (optax.apply_updates(params, updates), opt_state), loss
     return step
 
 
@@ -83,69 +87,89 @@ def _epochs(data, batch: int, epochs: int) -> list[list[dict]]:
     return out
 
 
-def _run_epochs(step: Callable, state, epochs: list[list[dict]]) -> tuple[list[float], float, object]:
-    """Time each epoch of per-batch calls (blocking once per epoch); returns times, last-epoch loss, state."""
-    seconds, losses = [], []
-    for batches in epochs:
+def _epoch_runner(step: Callable, state) -> tuple[Callable[[list], None], dict]:
+    """``run(batches)`` feeds one epoch through ``step(state, batch) -> (state, loss)``, blocking once at the
+    end; ``record`` collects each epoch's seconds and the last epoch's mean loss."""
+    record = {"seconds": [], "loss": math.nan}
+
+    def run(batches: list) -> None:
+        nonlocal state
         start = time.perf_counter()
         losses = []
         for batch in batches:
             state, loss = step(state, batch)
             losses.append(loss)
         jax.block_until_ready((state, losses))
-        seconds.append(time.perf_counter() - start)
-    return seconds, float(np.mean([float(v) for v in losses])), state
+        record["seconds"].append(time.perf_counter() - start)
+        record["loss"] = float(np.mean([float(v) for v in losses]))
+    return run, record
 
 
-def train_rows(data, batch: int, epochs: int, eager_steps: int, flops_per_step: float, peak: float) -> list[dict]:
-    """The four training methods at one batch size."""
+def train_rows(data, batch: int, epochs: int, eager_steps: int,
+               flops_per_step: float) -> tuple[list[dict], mlkit.MLP]:
+    """The four training methods at one batch size, from the same initial weights on the same batches;
+    also returns the model ``mlkit.fit`` trained.
+
+    The per-batch loops run their epoch ``e`` right after ``mlkit.fit`` finishes its epoch ``e`` (from
+    fit's callback, outside fit's own epoch clock), so a machine that gets busier slows all of them alike.
+    """
     batches = _epochs(data, batch, epochs)
     steps = len(batches[0])
     rows = []
 
-    def add(name, timing, compile_s, loss, note=""):
-        per_step = timing.p50 / timing.items
+    def add(name, seconds, items, compile_s, loss, note=""):
+        per_step = float(np.median(seconds)) / items
         rows.append({"method": name, "batch": batch, "steps": steps * epochs, "ms/step": per_step * 1e3,
                      "steps/s": 1 / per_step, "compile s": compile_s, "GFLOP/s": flops_per_step / per_step / 1e9,
-                     "% peak": 100 * flops_per_step / per_step / 1e9 / peak, "last-epoch loss": loss, "note": note})
+                     "% peak": math.nan, "last-epoch loss": loss, "note": note})
 
     # (1) eager: jax.value_and_grad and optax called op by op from Python, no jit anywhere.
     graphdef, params, rest = nnx.split(_model(), nnx.Param, ...)
     tx = optax.adam(LR)
-    step = _functional(graphdef, tx)
-    state = (params, tx.init(params))
-    eager = lambda s, b: (lambda p, o, v: ((p, o), v))(*step(s[0], rest, s[1], b))  # noqa: E731
+    step = _functional(graphdef, rest, tx)
     start = time.perf_counter()
-    state, _ = eager(state, batches[0][0])
+    state, _ = step((params, tx.init(params)), batches[0][0])
     first = time.perf_counter() - start
-    timing = bench.time_calls(lambda: eager(state, batches[0][1]), warmup=1, repeats=eager_steps, unit="step")
-    add("eager jax.value_and_grad loop", timing, first - timing.p50, math.nan,
-        f"{eager_steps} steps timed, scaled; compile = first-call overhead")
+    timing = bench.time_calls(step, state, batches[0][1], warmup=1, repeats=eager_steps, unit="step")
+    add("eager jax.value_and_grad loop", timing.seconds, 1, first - timing.p50, math.nan,
+        f"{eager_steps} steps timed, scaled")
 
-    # (2) nnx.jit per batch, as in flax's NNX MNIST tutorial.
+    # (2) nnx.jit per batch, as in flax's NNX MNIST tutorial. Its compile: the first call, undone afterwards.
     model = _model()
     optimizer = nnx.Optimizer(model, optax.adam(LR), wrt=nnx.Param)
     initial = jax.tree.map(jnp.array, nnx.state((model, optimizer)))
     start = time.perf_counter()
     jax.block_until_ready(_nnx_train_step(model, optimizer, batches[0][0]))
-    first = time.perf_counter() - start
-    nnx.update((model, optimizer), initial)  # the warm-up step is undone
-    seconds, loss, _ = _run_epochs(lambda s, b: (s, _nnx_train_step(model, optimizer, b)), None, batches)
-    timing = bench.Timing("nnx", seconds, steps)
-    add("nnx.jit step (flax tutorial)", timing, first - timing.per_item, loss, "compile = first call - one step")
+    nnx_first = time.perf_counter() - start
+    nnx.update((model, optimizer), initial)
+    run_nnx, nnx_record = _epoch_runner(lambda s, b: (s, _nnx_train_step(model, optimizer, b)), None)
 
-    # (3) functional jax.jit per batch.
-    executable, compile_s = bench.compile_timed(step, params, rest, tx.init(params), batches[0][0])
-    run = lambda s, b: (lambda p, o, v: ((p, o), v))(*executable(s[0], rest, s[1], b))  # noqa: E731
-    seconds, loss, _ = _run_epochs(run, (params, tx.init(params)), batches)
-    add("functional jax.jit step", bench.Timing("jit", seconds, steps), compile_s, loss)
+    # (3) functional jax.jit per batch, compiled ahead of time.
+    initial = (params, tx.init(params))
+    executable, jit_compile = bench.compile_timed(step, initial, batches[0][0])
+    start = time.perf_counter()
+    jax.block_until_ready(executable(initial, batches[0][0]))  # a first run costs extra too; result dropped
+    jit_first = time.perf_counter() - start
+    run_jit, jit_record = _epoch_runner(executable, initial)
 
-    # (4) mlkit.fit: one compiled call per epoch, validation after every epoch.
+    # (4) mlkit.fit: one compiled call per epoch, validation after every epoch; the others run in its callback.
+    def others(history) -> None:
+        run_nnx(batches[history.epochs - 1])
+        run_jit(batches[history.epochs - 1])
+
     config = mlkit.TrainConfig(epochs=epochs, batch_size=batch, learning_rate=LR, optimizer="adam", progress=False)
-    history = mlkit.fit(_model(), data, config)
-    add("mlkit.fit (scan epoch + validation)", bench.Timing("fit", history.epoch_time, steps), history.compile_time,
-        history.train_loss[-1], "epoch time includes validating 269 examples")
-    return rows
+    trained = _model()
+    history = mlkit.fit(trained, data, config, callbacks=[others])
+    add("nnx.jit step (flax tutorial)", nnx_record["seconds"], steps, nnx_first - np.median(nnx_record["seconds"]) / steps,
+        nnx_record["loss"])
+    jit_step_s = np.median(jit_record["seconds"]) / steps
+    add("functional jax.jit step", jit_record["seconds"], steps, jit_compile + jit_first - jit_step_s,
+        jit_record["loss"])
+    steady = history.epoch_time[1:] or history.epoch_time  # fit's first epoch also pays a first-run cost
+    add("mlkit.fit (scan epoch + validation)", steady, steps,
+        history.compile_time + max(history.epoch_time[0] - float(np.median(steady)), 0.0), history.train_loss[-1],
+        f"includes validating {len(data.val)} rows")
+    return rows, trained
 
 
 def _numpy_forward(model: mlkit.MLP, preprocessor) -> Callable[[np.ndarray], np.ndarray]:
@@ -164,7 +188,8 @@ def _numpy_forward(model: mlkit.MLP, preprocessor) -> Callable[[np.ndarray], np.
 
 
 def inference_rows(model: mlkit.MLP, data, repeats_1: int, repeats_big: int) -> tuple[list[dict], dict]:
-    """Four ways to answer raw NumPy rows with NumPy probabilities, at batch 1 and 1024; predictions checked."""
+    """Four ways to answer raw NumPy rows with NumPy probabilities, at batch 1 and 1024, timed in turns;
+    predicted classes checked to agree."""
     view, prep = eval_view(model), data.preprocessor
     predictor = mlkit.freeze(model, data)
 
@@ -181,66 +206,171 @@ def inference_rows(model: mlkit.MLP, data, repeats_1: int, repeats_big: int) -> 
     rows, classes = [], {}
     for batch in (1, 1024):
         x = np.resize(data.test.raw_x, (batch, data.num_features)).astype(np.float32)
-        repeats = repeats_1 if batch == 1 else repeats_big
+        first = {}
         for name, fn in methods.items():
             start = time.perf_counter()
             classes[name, batch] = np.asarray(fn(x)).argmax(1)
-            first = time.perf_counter() - start
-            r = max(repeats // 5, 3) if name.startswith("eager") else repeats
-            t = bench.time_calls(fn, x, items=batch, repeats=r, warmup=2)
+            first[name] = time.perf_counter() - start
+        core, x_device = predictor.executable(batch), bench.on_device(x)
+        timed = {**methods, "  Predictor compiled core, input on device": lambda _: core(x_device)}
+        rounds, calls = (10, max(repeats_1 // 10, 2)) if batch == 1 else (max(repeats_big // 5, 1), 5)
+        for name, t in bench.compare(timed, x, items=batch, rounds=rounds, calls=calls).items():
             rows.append({"method": name, "batch": batch, "p50 ms": t.p50 * 1e3, "p99 ms": t.p99 * 1e3,
-                         "rows/s": t.throughput, "first call s": first})
-        core = bench.time_calls(predictor.executable(batch), bench.on_device(x), items=batch, repeats=repeats)
-        rows.append({"method": "  Predictor compiled core, input on device", "batch": batch, "p50 ms": core.p50 * 1e3,
-                     "p99 ms": core.p99 * 1e3, "rows/s": core.throughput, "first call s": math.nan})
+                         "rows/s": t.throughput, "first call s": first.get(name, math.nan)})
     disagree = {f"{name} @ batch {b}": int((c != classes["NumPy by hand", b]).sum()) for (name, b), c in classes.items()}
     if any(disagree.values()):
         raise RuntimeError(f"Inference methods disagree on predicted classes (rows differing from NumPy): {disagree}")
     return rows, {"rows_checked": 1025, "disagreements": disagree}
 
 
-def interactivity(data, epochs: int) -> dict:
-    """Seconds from a learning-rate change to a redrawn plot: the widget if it exists, else fit + draw."""
+def interactivity(data, epochs: int, repeats: int = 1) -> dict:
+    """Seconds from a learning-rate change to a redrawn plot (median of ``repeats``, after one warm-up):
+    the training dashboard if ``mlkit.widgets`` has one, else ``fit`` plus drawing the curves."""
     config = mlkit.TrainConfig(epochs=epochs, batch_size=32, learning_rate=LR, progress=False)
+    rates = [2e-3, 3e-3, 4e-3, 5e-3, 6e-3][: repeats + 1]
     try:
         from mlkit.widgets import TrainingDashboard, log_slider
         slider = log_slider("learning rate", LR, 1e-4, 1.0)
         dash = TrainingDashboard(data, lambda d, values: _model(), config, {"learning_rate": slider}, threaded=False)
-        dash.set_value("learning_rate", 2e-3)  # warm-up: compiles and draws once
-        start = time.perf_counter()
-        dash.set_value("learning_rate", 3e-3)
-        return {"method": "TrainingDashboard.set_value('learning_rate', 3e-3)", "epochs": epochs,
-                "seconds": time.perf_counter() - start}
+        change = lambda lr: dash.set_value("learning_rate", lr)  # noqa: E731
+        method, note = "TrainingDashboard.set_value('learning_rate', ...): fit + PNG redraws", ""
     except Exception as e:  # noqa: BLE001 - no widget yet, or a different API: fall back and say so
-        reason = f"{type(e).__name__}: {e}"
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
 
-    from mlkit import plots
+        from mlkit import plots
 
-    def change(lr):
-        history = mlkit.fit(_model(), data, config.replace(learning_rate=lr))
-        fig = Figure(figsize=(5, 3.2))
-        FigureCanvasAgg(fig)
-        plots.curves(history, ax=fig.subplots())
-        fig.canvas.draw()
+        def change(lr):
+            history = mlkit.fit(_model(), data, config.replace(learning_rate=lr))
+            fig = Figure(figsize=(5, 3.2))
+            FigureCanvasAgg(fig)
+            plots.curves(history, ax=fig.subplots())
+            fig.canvas.draw()
+        method, note = "mlkit.fit (new learning rate) + plots.curves + Agg draw", f"widget not used ({e!r})"
+    seconds = []
+    for i, lr in enumerate(rates):
+        start = time.perf_counter()
+        change(lr)
+        if i:  # the first change is the warm-up
+            seconds.append(time.perf_counter() - start)
+    return {"method": method, "epochs": epochs, "seconds": float(np.median(seconds)), "all_seconds": seconds,
+            "note": note}
 
-    change(2e-3)
-    start = time.perf_counter()
-    change(3e-3)
-    return {"method": "mlkit.fit (new learning rate) + plots.curves + Agg draw", "epochs": epochs,
-            "seconds": time.perf_counter() - start, "note": f"widget not used ({reason})"}
+
+def _installed(name: str) -> bool:
+    try:
+        __import__(name)
+        return True
+    except ImportError:
+        return False
 
 
-def peers() -> dict:
-    """Optional peers, only if already installed."""
-    found = {}
-    for module in ("torch", "onnxruntime"):
-        try:
-            found[module] = __import__(module).__version__
-        except ImportError:
-            found[module] = None
-    return found
+def _torch_rows(data, trained: mlkit.MLP, epochs: int, repeats: int) -> tuple[list[dict], list[dict]]:
+    """PyTorch CPU peer: the same network, initial weights, batches and optimiser; then the trained weights."""
+    import torch
+
+    def net(model):
+        layers = []
+        for layer in [*model.layers, model.head]:
+            linear = torch.nn.Linear(*layer.kernel[...].shape)
+            with torch.no_grad():
+                linear.weight.copy_(torch.from_numpy(np.ascontiguousarray(np.array(layer.kernel[...]).T)))
+                linear.bias.copy_(torch.from_numpy(np.array(layer.bias[...])))
+            layers += [linear, torch.nn.ReLU()]
+        return torch.nn.Sequential(*layers[:-1])
+
+    module, batches = net(_model()), _epochs(data, 32, epochs)
+    optimizer, loss_fn = torch.optim.Adam(module.parameters(), lr=LR), torch.nn.CrossEntropyLoss()
+    batches = [[(torch.from_numpy(np.asarray(b["image"])), torch.from_numpy(np.asarray(b["label"])).long())
+                for b in epoch] for epoch in batches]
+    seconds = []
+    for epoch in batches:
+        start, losses = time.perf_counter(), []
+        for xb, yb in epoch:
+            optimizer.zero_grad()
+            loss = loss_fn(module(xb), yb)
+            loss.backward()
+            optimizer.step()
+            losses.append(loss.detach())
+        seconds.append(time.perf_counter() - start)
+    per_step = float(np.median(seconds)) / len(batches[0])
+    train = [{"method": "peer: PyTorch CPU eager loop", "batch": 32, "steps": epochs * len(batches[0]),
+              "ms/step": per_step * 1e3, "steps/s": 1 / per_step,
+              "last-epoch loss": float(torch.stack(losses).mean()), "note": "same initial weights and batches"}]
+    module, prep = net(trained).eval(), data.preprocessor
+    mean, scale = torch.from_numpy(prep.mean), torch.from_numpy(prep.scale)
+
+    def predict(x):
+        with torch.inference_mode():
+            return torch.softmax(module((torch.from_numpy(x) - mean) / scale), dim=1).numpy()
+    return train, _peer_infer("peer: PyTorch CPU", predict, trained, data, repeats)
+
+
+def _onnx_rows(data, trained: mlkit.MLP, repeats: int) -> list[dict]:
+    """ONNX Runtime peer: the trained network written as an ONNX graph (pre-processing and softmax included)."""
+    import onnx
+    import onnxruntime
+    from onnx import TensorProto, helper, numpy_helper
+
+    prep, layers = data.preprocessor, [*trained.layers, trained.head]
+    inits = [numpy_helper.from_array(np.asarray(prep.mean, np.float32), "mean"),
+             numpy_helper.from_array(np.asarray(prep.scale, np.float32), "scale")]
+    nodes, h = [helper.make_node("Sub", ["x", "mean"], ["c"]), helper.make_node("Div", ["c", "scale"], ["h0"])], "h0"
+    for i, layer in enumerate(layers):
+        inits += [numpy_helper.from_array(np.array(layer.kernel[...], np.float32), f"w{i}"),
+                  numpy_helper.from_array(np.array(layer.bias[...], np.float32), f"b{i}")]
+        nodes += [helper.make_node("MatMul", [h, f"w{i}"], [f"m{i}"]), helper.make_node("Add", [f"m{i}", f"b{i}"], [f"z{i}"])]
+        h = f"z{i}"
+        if i < len(layers) - 1:
+            nodes.append(helper.make_node("Relu", [h], [f"r{i}"]))
+            h = f"r{i}"
+    nodes.append(helper.make_node("Softmax", [h], ["p"], axis=1))
+    graph = helper.make_graph(nodes, "mlp", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 64])],
+                              [helper.make_tensor_value_info("p", TensorProto.FLOAT, [None, 10])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    onnx.checker.check_model(model)
+    session = onnxruntime.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    return _peer_infer("peer: ONNX Runtime", lambda x: session.run(["p"], {"x": x})[0], trained, data, repeats)
+
+
+def _peer_infer(name: str, predict: Callable, trained: mlkit.MLP, data, repeats: int) -> list[dict]:
+    rows, reference = [], _numpy_forward(trained, data.preprocessor)
+    for batch in (1, 1024):
+        x = np.resize(data.test.raw_x, (batch, data.num_features)).astype(np.float32)
+        differ = int((np.asarray(predict(x)).argmax(1) != reference(x).argmax(1)).sum())
+        if differ:
+            raise RuntimeError(f"{name} disagrees with the NumPy forward pass on {differ} of {batch} rows.")
+        t = bench.time_calls(predict, x, items=batch, repeats=repeats if batch == 1 else max(repeats // 10, 3))
+        rows.append({"method": name, "batch": batch, "p50 ms": t.p50 * 1e3, "p99 ms": t.p99 * 1e3,
+                     "rows/s": t.throughput, "first call s": math.nan})
+    return rows
+
+
+def peers(data, trained: mlkit.MLP, epochs: int, repeats: int) -> tuple[list[dict], list[dict], dict]:
+    """Optional peers, run only if already installed: (training rows, inference rows, what was found)."""
+    train, infer, found = [], [], {}
+    if _installed("torch"):
+        rows = _torch_rows(data, trained, epochs, repeats)
+        train, infer, found["torch"] = rows[0], rows[1], "measured"
+    else:
+        found["torch"] = "not installed, skipped"
+    if _installed("onnxruntime") and _installed("onnx"):
+        infer, found["onnxruntime"] = infer + _onnx_rows(data, trained, repeats), "measured"
+    else:
+        found["onnxruntime"] = "onnxruntime and onnx not both installed, skipped"
+    return train, infer, found
+
+
+def _plain(obj):
+    """JSON-ready: tuples as lists, NumPy scalars as Python numbers, NaN and infinity as null."""
+    if isinstance(obj, dict):
+        return {str(k): _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    if isinstance(obj, (np.generic, float)):
+        value = obj.item() if isinstance(obj, np.generic) else obj
+        return value if not isinstance(value, float) or math.isfinite(value) else None
+    return obj
 
 
 def _ratio(name, value, target, met) -> dict:
@@ -277,41 +407,45 @@ def run(quick: bool = False, out: str = "results/bench.json") -> int:
           f"{machine['cpu_count']} CPUs, jax {jax.__version__}, flax {flax.__version__}")
     data = mlkit.load_dataset("digits", seed=0)
     peak = bench.matmul_peak(s["matmul_n"], repeats=5 if quick else 20)
-    print(f"float32 matmul peak ({s['matmul_n']}x{s['matmul_n']}): {peak:.1f} GFLOP/s")
 
-    xb, yb = jnp.asarray(data.train.x[:32]), jnp.asarray(data.train.y[:32])
-    cost = bench.train_vs_infer_flops(_model(), xb, yb)
-    print(f"FLOPs at batch 32 (XLA cost analysis): training step {cost['train_step']:.3g}, inference pass "
-          f"{cost['inference']:.3g}, ratio {cost['ratio']:.2f}")
-    train = []
+    costs = {b: bench.train_vs_infer_flops(_model(), jnp.asarray(data.train.x[:b]), jnp.asarray(data.train.y[:b]))
+             for b in s["batches"]}
+    print(f"FLOPs at batch 32 (XLA cost analysis): training step {costs[32]['train_step']:.3g}, inference pass "
+          f"{costs[32]['inference']:.3g}, ratio {costs[32]['ratio']:.2f}")
+    train, trained = [], None
     for batch in s["batches"]:
-        per_step = bench.train_vs_infer_flops(_model(), jnp.asarray(data.train.x[:batch]),
-                                              jnp.asarray(data.train.y[:batch]))["train_step"]
-        train += train_rows(data, batch, s["epochs"], s["eager_steps"], per_step, peak)
+        rows, model = train_rows(data, batch, s["epochs"], s["eager_steps"], costs[batch]["train_step"])
+        train, trained = train + rows, trained or model
+    peak = max(peak, bench.matmul_peak(s["matmul_n"], repeats=5 if quick else 20))  # before and after: the best seen
+    for row in train:
+        row["% peak"] = 100 * row["GFLOP/s"] / peak
+    print(f"float32 matmul peak ({s['matmul_n']}x{s['matmul_n']}, best of before and after training): "
+          f"{peak:.1f} GFLOP/s")
     print(f"\nTraining: digits ({len(data.train)} examples), MLP 64-256-256-10, Adam {LR:g}, {s['epochs']} epochs, "
-          f"same shuffling and initial weights for all\n" + bench.table(train))
+          f"same shuffling and initial weights for all; the per-batch loops run in turns with fit's epochs\n"
+          + bench.table(train) + "\n" + COMPILE_NOTE)
 
-    model = _model()
-    mlkit.fit(model, data, mlkit.TrainConfig(epochs=s["epochs"], batch_size=32, learning_rate=LR, progress=False))
-    infer, check = inference_rows(model, data, s["repeats_1"], s["repeats_big"])
-    print("\nInference: raw NumPy rows in, NumPy probabilities out (trained MLP)\n" + bench.table(infer))
-    print(f"predicted classes agree across all methods on {check['rows_checked']} rows")
+    infer, check = inference_rows(trained, data, s["repeats_1"], s["repeats_big"])
+    print("\nInference: raw NumPy rows in, NumPy probabilities out (the MLP fit trained at batch 32), timed in turns\n"
+          + bench.table(infer) + f"\npredicted classes agree across all methods on {check['rows_checked']} rows")
 
-    redraw = interactivity(data, s["redraw_epochs"])
-    print(f"\nInteractivity: {redraw['method']}, {redraw['epochs']} epochs: {redraw['seconds']:.2f} s"
-          + (f"  [{redraw['note']}]" if "note" in redraw else ""))
+    peer_train, peer_infer, found = peers(data, trained, s["epochs"], s["repeats_1"])
+    print("\nPeers: " + "; ".join(f"{name} {what}" for name, what in found.items()))
+    for rows in (peer_train, peer_infer):
+        if rows:
+            print(bench.table(rows))
 
-    found = peers()
-    for name, version in found.items():
-        print(f"peer {name}: " + (f"{version} installed, not benchmarked yet" if version else "not installed, skipped"))
+    redraw = interactivity(data, s["redraw_epochs"], s["redraw_repeats"])
+    print(f"\nInteractivity: {redraw['method']}, {redraw['epochs']} epochs: {redraw['seconds']:.2f} s "
+          f"(median of {len(redraw['all_seconds'])})" + (f"  [{redraw['note']}]" if redraw["note"] else ""))
 
     table = ratios(train, infer, redraw)
     print("\nTargets\n" + bench.table([{**r, "met": "met" if r["met"] else "NOT met"} for r in table]))
     results = {"quick": quick, "settings": {k: list(v) if isinstance(v, tuple) else v for k, v in s.items()},
-               "machine": machine, "matmul_peak_gflops": peak, "flops_batch32": cost, "training": train,
-               "inference": infer, "prediction_check": check, "interactivity": redraw, "peers": found,
+               "machine": machine, "matmul_peak_gflops": peak, "flops": {str(b): c for b, c in costs.items()}, "training": train + peer_train,
+               "inference": infer + peer_infer, "prediction_check": check, "interactivity": redraw, "peers": found,
                "ratios": table, "total_seconds": time.perf_counter() - began}
     Path(out).parent.mkdir(parents=True, exist_ok=True)
-    Path(out).write_text(json.dumps(results, indent=2, default=float))
+    Path(out).write_text(json.dumps(_plain(results), indent=2, allow_nan=False))
     print(f"\nwrote {out} ({results['total_seconds']:.0f} s)")
     return 0

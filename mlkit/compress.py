@@ -74,7 +74,8 @@ def prune(model: nnx.Module, data: Dataset, sparsity: float) -> Predictor:
     zeros are stored densely: the size does not shrink, only the nonzero count.
     """
     if not 0.0 <= sparsity < 1.0:
-        raise ValueError(f"sparsity is the fraction of weights set to zero: expected 0 <= sparsity < 1, got {sparsity}.")
+        raise ValueError(f"sparsity is the fraction of weights set to zero: "
+                         f"expected 0 <= sparsity < 1, got {sparsity}.")
     layers, activation = _layers64(model)
     for layer in layers:
         w = layer["w"] = layer["w"].copy()
@@ -92,7 +93,7 @@ def layers_predictor(layers: Sequence[Layer], activation: str, data: Dataset) ->
     def forward(x):
         for i, layer in enumerate(layers):
             x = x @ jnp.asarray(layer["w"]).astype(jnp.float32)
-            if "scale" in layer:  # int8: integer products, then one float scale per output channel
+            if "scale" in layer:  # int8: x @ (q * scale) == (x @ q) * scale, one scale per output column
                 x = x * jnp.asarray(layer["scale"])[None, :]
             x = x + jnp.asarray(layer["b"]).astype(jnp.float32)[None, :]
             if i < len(layers) - 1:
@@ -104,7 +105,8 @@ def layers_predictor(layers: Sequence[Layer], activation: str, data: Dataset) ->
     return Predictor(forward, n, data.labels, task=data.task, preprocessor=identity, params={"layers": layers})
 
 
-def variants(model: nnx.Module, data: Dataset, *, sparsities: Sequence[float] = (0.5, 0.8, 0.9)) -> dict[str, Predictor]:
+def variants(model: nnx.Module, data: Dataset, *,
+             sparsities: Sequence[float] = (0.5, 0.8, 0.9)) -> dict[str, Predictor]:
     """Every variant by name: original, folded, bf16, int8 and pruned at each sparsity."""
     out = {"original": freeze(model, data), "folded": fold(model, data),
            "bf16": quantize(model, data, "bfloat16"), "int8": quantize(model, data, "int8")}
@@ -118,10 +120,10 @@ class Row:
     the same numbers would take with 2-D weights in CSR form (value + int32 column per nonzero)."""
 
     name: str
-    nbytes: int
+    nbytes: int  # bytes of every array the predictor holds, zeros included
     sparse_nbytes: int
-    nonzero: int
-    params: int
+    nonzero: int  # numbers that are not zero
+    params: int  # numbers held, zero or not
     accuracy: float
     latency: float  # seconds, median batch-1 call of the compiled function
 
@@ -134,7 +136,10 @@ class Report:
     split: str = "test"
 
     def __getitem__(self, name: str) -> Row:
-        return next(row for row in self.rows if row.name == name)
+        for row in self.rows:
+            if row.name == name:
+                return row
+        raise KeyError(f"No variant {name!r}; the report has {[row.name for row in self.rows]}.")
 
     def __str__(self) -> str:
         base = self.rows[0]
@@ -152,9 +157,11 @@ def measure(predictors: Mapping[str, Predictor], split: Split, *, name: str = "t
     """Measure each predictor on ``split`` (it must hold class ids ``y`` and raw inputs ``raw_x``)."""
     rows = []
     for label, predictor in predictors.items():
-        if predictor.task != "classification" or predictor.params is None:
-            raise ValueError(f"measure needs classifiers built by freeze or mlkit.compress; {label!r} is a "
-                             f"{predictor.task} predictor with params={type(predictor.params).__name__}.")
+        if predictor.task != "classification":
+            raise ValueError(f"measure compares classifiers by accuracy; {label!r} does {predictor.task}.")
+        if predictor.params is None:
+            raise ValueError(f"{label!r} does not say which arrays it holds (params=None), so its size is unknown; "
+                             f"measure predictors made by freeze or mlkit.compress, not loaded artifacts.")
         leaves = [np.asarray(leaf) for leaf in jax.tree.leaves(predictor.params)]
         accuracy = float(np.mean(predictor.predict_proba(split.raw_x).argmax(-1) == split.y))
         rows.append(Row(label, sum(a.nbytes for a in leaves), sum(_csr_bytes(a) for a in leaves),

@@ -186,10 +186,16 @@ def with_train_size(data: Dataset, n: int, seed: int = 0) -> Dataset:
     total = len(data.train)
     if not 1 <= n <= total:
         raise ValueError(f"n must be between 1 and the training split's size {total}, got {n}.")
-    keep = np.arange(total)
-    if n < total:
-        classes = data.train.y if data.task == "classification" else None
-        keep = _split_indices(classes, total, 0.0, 1 - n / total, seed)[0]
+    rng = np.random.default_rng(seed)
+    if data.task == "classification":
+        classes, counts = np.unique(data.train.y, return_counts=True)
+        quota = counts * n / total
+        take = np.floor(quota).astype(int)
+        take[np.argsort(take - quota, kind="stable")[: n - take.sum()]] += 1  # largest remainders round up
+        keep = np.concatenate([rng.permutation(np.flatnonzero(data.train.y == c))[:k] for c, k in zip(classes, take)])
+        keep = rng.permutation(keep)
+    else:
+        keep = rng.permutation(total)[:n]
     return with_train(data, data.train.raw_x[keep], data.train.y[keep])
 
 

@@ -8,14 +8,15 @@ of a few bucket sizes (so a stream of odd batch sizes compiles a handful of
 times, not once per size) and returns labels or probabilities.
 
 ``Predictor.save`` writes a deployable artifact and :func:`mlkit.load_predictor`
-reads it back (see :mod:`mlkit.artifact`). This module imports flax only inside
-``freeze``, so a serving process needs jax and numpy, not the training code.
+reads it back (see :mod:`mlkit.artifact`). A :class:`Predictor` needs only jax
+and numpy; flax is imported inside ``freeze``, where a model is taken apart.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import jax
@@ -61,11 +62,11 @@ class Predictor:
             return None
         return sum(int(np.asarray(leaf).nbytes) for leaf in jax.tree.leaves(self.params))
 
-    def save(self, path: str | os.PathLike) -> None:
+    def save(self, path: str | os.PathLike) -> Path:
         """Write a deployable artifact to directory ``path``; :func:`mlkit.load_predictor` reads it back."""
         from mlkit.artifact import save
 
-        save(self, path)
+        return save(self, path)
 
     @property
     def compiles(self) -> int:

@@ -53,7 +53,11 @@ def batch_sharding(mesh: Mesh) -> NamedSharding:
 
 
 def per_device_batch(batch_size: int, mesh: Mesh | None) -> int:
-    """Examples each device sees per step; a ValueError, before anything compiles, when they do not divide."""
+    """Examples each device sees per step; a ValueError, before anything compiles, when they do not divide
+    (or when ``mesh`` is not a one-axis ``"batch"`` mesh with ``AxisType.Auto``, as ``data_mesh`` makes)."""
+    if mesh is not None and (tuple(mesh.axis_names) != (AXIS,) or tuple(mesh.axis_types) != (AxisType.Auto,)):
+        raise ValueError(f"Expected a one-axis mesh named {AXIS!r} with AxisType.Auto, got axes {mesh.axis_names} "
+                         f"of types {mesh.axis_types}. Try mlkit.parallel.data_mesh(devices).")
     n = 1 if mesh is None else mesh.shape[AXIS]
     if batch_size % n:
         lower, upper = batch_size // n * n, -(-batch_size // n) * n

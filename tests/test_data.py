@@ -131,3 +131,27 @@ def test_batches_cover_every_example_once():
     x, y = np.arange(10)[:, None], np.arange(10)
     seen = np.concatenate([yb for _, yb in mlkit.batches(x, y, 4, seed=1)])
     assert sorted(seen) == list(range(10)) and len(list(mlkit.batches(x, y, 4))) == 3
+
+
+def test_with_train_size_is_exact_stratified_and_refits(digits):
+    small = mlkit.with_train_size(digits, 100, seed=0)
+    assert len(small.train) == 100 and np.all(np.bincount(small.train.y) == 10)
+    assert small.val is not digits.val and np.array_equal(small.val.raw_x, digits.val.raw_x)
+    np.testing.assert_allclose(small.preprocessor.mean, small.train.raw_x.mean(0), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(small.val.x, small.preprocessor(small.val.raw_x), rtol=1e-6)
+    with pytest.raises(ValueError, match="between 1 and"):
+        mlkit.with_train_size(digits, 0)
+
+
+def test_with_train_checks_the_feature_count(digits):
+    with pytest.raises(ValueError, match="64 features"):
+        mlkit.with_train(digits, np.zeros((5, 63)), np.zeros(5))
+
+
+def test_scale_floor_only_for_pixels():
+    # Pixels share a unit, so a near-blank pixel's scale is floored; features in different units are not.
+    x = np.stack([np.linspace(0, 1000, 50), np.linspace(0, 1, 50)], 1)
+    table = mlkit.make_dataset(x, np.arange(50) % 2)
+    assert table.preprocessor.floor == 0 and table.preprocessor.scale[1] < 1
+    images = mlkit.make_dataset(x, np.arange(50) % 2, image_shape=(1, 2))
+    assert images.preprocessor.scale[1] == pytest.approx(0.1 * images.preprocessor.scale[0])

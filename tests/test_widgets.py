@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 import mlkit
-from mlkit import labs, widgets
+from mlkit import widgets
 
 
 @pytest.fixture(scope="module")
@@ -72,17 +72,6 @@ def test_bad_value_shows_an_error_and_keeps_the_last_run(digits):
     assert dash.set_value("batch_size", 5000) is good
     assert "larger than the training split" in dash.status.value and "crimson" in dash.status.value
     assert not dash.training and not dash.controls["batch_size"].disabled
-
-
-def test_playground_redraws_the_boundary_for_a_new_data_set():
-    play = labs.playground()
-    play.set_value("epochs", 10)
-    assert play.data.name == "moons" and play.history.epochs == 10
-    boundary_before = play.axes[0].collections[0].get_array().copy() if play.axes[0].collections else None
-    play.set_value("dataset", "circles")
-    assert play.data.name == "circles"
-    assert play.axes[0].get_title() == "decision boundary"
-    assert boundary_before is not None
 
 
 def test_explorer_calls_panels_on_change():

@@ -1,0 +1,323 @@
+"""Explorers for lessons 02-04: the forward pass, the loss, gradient descent.
+
+Each builder returns a ``LessonExplorer``: controls from ``mlkit.widgets`` drive
+one small pure computation, ``compute(values)``, whose result the panels and the
+status line read as ``explorer.result``. The computations run in NumPy, so a
+slider move costs milliseconds and compiles nothing; the lessons and
+``tests/test_explorers.py`` check them against flax and ``jax.grad``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from mlkit import plots
+from mlkit.data import Dataset
+from mlkit.widgets import Explorer, Panel, dropdown, float_slider, int_slider, log_slider
+
+
+class LessonExplorer(Explorer):
+    """An Explorer that computes ``result = compute(values)`` once per change, before panels and status read it."""
+
+    def __init__(self, compute: Callable[[dict], object], controls: dict, panels: Sequence[Panel], **kwargs):
+        self.compute = compute
+        self.result = None
+        super().__init__(controls, panels, **kwargs)
+
+    def refresh(self) -> None:
+        self.result = self.compute(self.values)
+        super().refresh()
+
+
+# ---------------------------------------------------------------- 02 forward pass and architecture
+
+ACTIVATIONS = {  # NumPy twins of mlkit.models.ACTIVATIONS (gelu in jax's default tanh form)
+    "relu": lambda z: np.maximum(z, 0.0),
+    "tanh": np.tanh,
+    "sigmoid": lambda z: 0.5 * (1.0 + np.tanh(0.5 * z)),  # = 1 / (1 + e^-z), without overflow
+    "gelu": lambda z: 0.5 * z * (1.0 + np.tanh(math.sqrt(2 / math.pi) * (z + 0.044715 * z ** 3))),
+}
+
+
+def layer_sizes(num_features: int, width: int, depth: int, num_classes: int) -> list[int]:
+    """Sizes of every layer of an MLP, input to output: ``[features, width, ..., width, classes]``."""
+    return [num_features, *[width] * depth, num_classes]
+
+
+def mlp_params(sizes: Sequence[int]) -> int:
+    """Parameters of an MLP: each Linear holds an in x out kernel and out biases."""
+    return sum(a * b + b for a, b in zip(sizes, sizes[1:]))
+
+
+def mlp_flops(sizes: Sequence[int], batch: int = 1, bias: bool = False) -> int:
+    """FLOPs of one forward pass: 2·in·out per Linear per example (a multiply and an add per weight).
+
+    ``bias=True`` adds one addition per output. Activations are not counted.
+    """
+    return batch * sum(2 * a * b + (b if bias else 0) for a, b in zip(sizes, sizes[1:]))
+
+
+def init_params(sizes: Sequence[int], seed: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Random (kernel, bias) pairs at flax's default scale: kernel std 1/sqrt(fan_in), zero bias."""
+    rng = np.random.default_rng(seed)
+    return [((rng.standard_normal((a, b)) / math.sqrt(a)).astype(np.float32), np.zeros(b, np.float32))
+            for a, b in zip(sizes, sizes[1:])]
+
+
+def model_params(model) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The (kernel, bias) pairs of an ``mlkit.MLP`` (without batch norm), input layer first."""
+    return [(np.asarray(layer.kernel[...]), np.asarray(layer.bias[...])) for layer in [*model.layers, model.head]]
+
+
+def forward(params: Sequence[tuple[np.ndarray, np.ndarray]], x: np.ndarray, activation: str = "relu") -> np.ndarray:
+    """Logits of an MLP: ``act(x @ W + b)`` for each hidden layer, then ``x @ W + b``."""
+    act = ACTIVATIONS[activation]
+    for i, (kernel, bias) in enumerate(params):
+        x = x @ kernel + bias[None, :]
+        if i < len(params) - 1:
+            x = act(x)
+    return x
+
+
+def softmax(z: np.ndarray) -> np.ndarray:
+    """Probabilities along the last axis; the largest logit is subtracted first so exp cannot overflow."""
+    e = np.exp(z - z.max(-1, keepdims=True))
+    return e / e.sum(-1, keepdims=True)
+
+
+@dataclass(frozen=True)
+class ForwardPass:
+    sizes: list[int]
+    params: int
+    flops: int  # per example
+    probs: np.ndarray  # (classes,)
+
+
+def architecture_explorer(data: Dataset | None = None, index: int = 0, *, max_width: int = 256,
+                          **kwargs) -> LessonExplorer:
+    """Lesson 02: width, depth and activation of an untrained MLP; its output for one digit and its cost."""
+    if data is None:
+        from mlkit.data import load_dataset
+        data = load_dataset("digits", seed=0)
+    x, true = data.test.x[index:index + 1], data.labels[data.test.y[index]]
+
+    def compute(v: dict) -> ForwardPass:
+        sizes = layer_sizes(data.num_features, v["width"], v["depth"], data.num_classes)
+        logits = forward(init_params(sizes, v["seed"]), x, v["activation"])
+        return ForwardPass(sizes, mlp_params(sizes), mlp_flops(sizes), softmax(logits)[0])
+
+    def output_panel(ex: LessonExplorer, ax) -> None:
+        plots.probabilities(ex.result.probs, data.labels, ax=ax)
+        ax.axhline(1 / data.num_classes, color="grey", ls=":", lw=1)
+        ax.set_xlabel("class")
+        ax.set_title(f"untrained MLP's answer for a {true}")
+
+    def cost_panel(ex: LessonExplorer, ax) -> None:
+        widths = np.arange(4, max_width + 1, 4)
+        sizes = [layer_sizes(data.num_features, w, ex.values["depth"], data.num_classes) for w in widths]
+        ax.loglog(widths, [mlp_params(s) for s in sizes], label="parameters")
+        ax.loglog(widths, [mlp_flops(s) for s in sizes], label="FLOPs per digit")
+        ax.plot([ex.values["width"]] * 2, [ex.result.params, ex.result.flops], "ko", ms=5, label="this network")
+        ax.set_xlabel("width (units per hidden layer)")
+        ax.set_title(f"cost of {ex.values['depth']} hidden layer(s)")
+        ax.legend(frameon=False, fontsize=8)
+
+    def describe(ex: LessonExplorer) -> str:
+        r = ex.result
+        guess = int(r.probs.argmax())
+        return (f"{r.params:,} parameters · {r.flops:,} FLOPs per digit · "
+                f"guesses {data.labels[guess]} (p = {r.probs[guess]:.2f}) for a {true}")
+
+    controls = {
+        "width": int_slider("width", 64, 4, max_width, 4),
+        "depth": int_slider("hidden layers", 2, 1, 6),
+        "activation": dropdown("activation", list(ACTIVATIONS)),
+        "seed": int_slider("init seed", 0, 0, 9),
+    }
+    kwargs.setdefault("title", "Architecture: size, cost and an untrained guess")
+    return LessonExplorer(compute, controls, (output_panel, cost_panel), describe=describe, **kwargs)
+
+
+# ---------------------------------------------------------------- 03 loss
+
+
+def log_softmax(z: np.ndarray) -> np.ndarray:
+    """``log(softmax(z))`` computed as ``z - max - log(sum(exp(z - max)))``: finite for any finite logits."""
+    shifted = z - z.max(-1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(-1, keepdims=True))
+
+
+def cross_entropy(logits: np.ndarray, label: int) -> float:
+    """Cross-entropy of one example from its logits: ``-log softmax(logits)[label]``."""
+    return float(-log_softmax(np.asarray(logits, np.float64))[label])
+
+
+def cross_entropy_grad(logits: np.ndarray, label: int) -> np.ndarray:
+    """Gradient of the cross-entropy with respect to the logits: ``softmax(logits) - one_hot(label)``."""
+    logits = np.asarray(logits, np.float64)
+    return softmax(logits) - np.eye(len(logits))[label]
+
+
+@dataclass(frozen=True)
+class LossPoint:
+    logits: np.ndarray
+    label: int
+    probs: np.ndarray
+    loss: float
+    grad: np.ndarray
+
+
+def loss_explorer(classes: Sequence[str] = ("cat", "dog", "bird"), logits: Sequence[float] = (2.0, 1.0, -1.0),
+                  **kwargs) -> LessonExplorer:
+    """Lesson 03: move the logits and the true class; see probabilities, loss and its gradient."""
+    n = len(classes)
+
+    def compute(v: dict) -> LossPoint:
+        z = np.array([v[f"z{i}"] for i in range(n)], np.float64)
+        label = v["label"]
+        return LossPoint(z, label, softmax(z), cross_entropy(z, label), cross_entropy_grad(z, label))
+
+    def probs_panel(ex: LessonExplorer, ax) -> None:
+        r = ex.result
+        ax.bar(classes, r.probs, color="steelblue", label="softmax(z)")
+        ax.bar(classes, np.eye(n)[r.label], fill=False, edgecolor="k", lw=1.5, label="target (one-hot)")
+        ax.set_ylim(0, 1.05)
+        ax.set_title("probabilities vs target")
+        ax.legend(frameon=False, fontsize=8, loc="upper right")
+
+    def grad_panel(ex: LessonExplorer, ax) -> None:
+        g = ex.result.grad
+        ax.bar(classes, g, color=["crimson" if value > 0 else "seagreen" for value in g])
+        ax.axhline(0, color="k", lw=0.8)
+        ax.set_ylim(-1.05, 1.05)
+        ax.set_title("gradient: softmax(z) − one-hot")
+
+    def curve_panel(ex: LessonExplorer, ax) -> None:
+        r = ex.result
+        grid = np.linspace(-8, 8, 161)
+        sweep = np.repeat(r.logits[None, :], len(grid), 0)
+        sweep[:, r.label] = grid
+        ax.plot(grid, -log_softmax(sweep)[:, r.label], label="loss")
+        z = r.logits[r.label]
+        ax.plot(z, r.loss, "ko", ms=5)
+        step = np.linspace(-2, 2, 21)
+        ax.plot(z + step, r.loss + r.grad[r.label] * step, "r--", lw=1, label=f"slope {r.grad[r.label]:+.2f}")
+        ax.set_xlabel(f"logit of the true class ({classes[r.label]})")
+        ax.set_ylim(0, max(8.0, r.loss + 1))
+        ax.set_title("loss as the true logit moves")
+        ax.legend(frameon=False, fontsize=8)
+
+    def describe(ex: LessonExplorer) -> str:
+        r = ex.result
+        grad = ", ".join(f"{g:+.2f}" for g in r.grad)
+        return f"loss {r.loss:.3f} · p({classes[r.label]}) = {r.probs[r.label]:.2f} · gradient [{grad}]"
+
+    controls = {f"z{i}": float_slider(f"logit {name}", float(value), -8.0, 8.0, 0.1)
+                for i, (name, value) in enumerate(zip(classes, logits))}
+    controls["label"] = dropdown("true class", [(name, i) for i, name in enumerate(classes)], 0)
+    kwargs.setdefault("title", "Cross-entropy: push the right logit up")
+    kwargs.setdefault("figsize", (11.5, 3.3))
+    return LessonExplorer(compute, controls, (probs_panel, grad_panel, curve_panel), describe=describe, **kwargs)
+
+
+# ---------------------------------------------------------------- 04 gradient descent
+
+
+@dataclass(frozen=True)
+class Valley:
+    """``f(x, y) = (x² + curvature·y²) / 2``: shallow along x, steep across y, lowest at (0, 0)."""
+
+    curvature: float = 10.0
+
+    def value(self, p):
+        """Works on NumPy and JAX arrays, so ``jax.grad(valley.value)`` checks ``grad``."""
+        return 0.5 * (p[..., 0] ** 2 + self.curvature * p[..., 1] ** 2)
+
+    def grad(self, p: np.ndarray) -> np.ndarray:
+        return np.stack([p[..., 0], self.curvature * p[..., 1]], -1)
+
+    @property
+    def largest_stable_lr(self) -> float:
+        """Above ``2 / (steepest curvature)`` each step overshoots by more than it corrects."""
+        return 2.0 / max(1.0, self.curvature)
+
+
+def gradient_descent(grad: Callable[[np.ndarray], np.ndarray], start: Sequence[float], learning_rate: float,
+                     steps: int, limit: float = 1e6) -> np.ndarray:
+    """Points visited by ``steps`` steps of ``p ← p − lr·grad(p)``; stops early once ``|p|`` passes ``limit``."""
+    path = [np.asarray(start, np.float64)]
+    for _ in range(steps):
+        path.append(path[-1] - learning_rate * grad(path[-1]))
+        if np.abs(path[-1]).max() > limit:
+            break
+    return np.array(path)
+
+
+def behaviour(path: np.ndarray, losses: np.ndarray, tol: float = 1e-3) -> str:
+    """"diverged" (loss grew), "converged" (loss below ``tol``), "oscillated" (still bouncing: most of the
+    last steps reverse the one before) or "too slow" (still creeping downhill)."""
+    if not np.isfinite(losses[-1]) or losses[-1] > losses[0]:
+        return "diverged"
+    if losses[-1] < tol:
+        return "converged"
+    moves = np.diff(path[-11:], axis=0)
+    reversals = (moves[1:] * moves[:-1]).sum(-1) < 0
+    return "oscillated" if len(reversals) and reversals.mean() >= 0.5 else "too slow"
+
+
+@dataclass(frozen=True)
+class Descent:
+    valley: Valley
+    path: np.ndarray  # (steps + 1, 2), shorter when it left the map
+    losses: np.ndarray
+    behaviour: str
+
+
+def descent_explorer(start: Sequence[float] = (-4.5, 1.5), **kwargs) -> LessonExplorer:
+    """Lesson 04: gradient descent on a long narrow valley; learning rate, steps and steepness on sliders."""
+    lim = np.array([5.0, 3.0])
+
+    def compute(v: dict) -> Descent:
+        valley = Valley(v["curvature"])
+        path = gradient_descent(valley.grad, start, v["learning_rate"], v["steps"])
+        losses = valley.value(path)
+        return Descent(valley, path, losses, behaviour(path, losses))
+
+    def contour_panel(ex: LessonExplorer, ax) -> None:
+        r = ex.result
+        gx, gy = np.meshgrid(np.linspace(-lim[0], lim[0], 121), np.linspace(-lim[1], lim[1], 81))
+        surface = r.valley.value(np.stack([gx, gy], -1))
+        ax.contour(gx, gy, surface, levels=np.geomspace(0.05, surface.max(), 12), colors="grey", linewidths=0.6)
+        ax.plot(r.path[:, 0], r.path[:, 1], "o-", ms=2.5, lw=1, color="crimson")
+        ax.plot(*r.path[0], "ks", ms=5)
+        ax.plot(0, 0, "k*", ms=9)
+        ax.set_xlim(-lim[0], lim[0])
+        ax.set_ylim(-lim[1], lim[1])
+        ax.set_title(f"path: {r.behaviour}")
+
+    def loss_panel(ex: LessonExplorer, ax) -> None:
+        losses = ex.result.losses
+        ax.semilogy(np.arange(len(losses)), np.maximum(losses, 1e-12), ".-", ms=3)
+        ax.set_xlabel("step")
+        ax.set_ylabel("loss")
+        ax.set_title("loss per step")
+
+    def describe(ex: LessonExplorer) -> str:
+        r = ex.result
+        steps = len(r.path) - 1
+        left = " (left the map)" if steps < ex.values["steps"] else ""
+        return (f"{r.behaviour}: loss {r.losses[0]:.3g} → {r.losses[-1]:.3g} after {steps} steps{left} · "
+                f"stable while lr < 2/{r.valley.curvature:g} = {r.valley.largest_stable_lr:.3g}")
+
+    controls = {
+        "learning_rate": log_slider("learning rate", 0.02, 1e-3, 1.0),
+        "steps": int_slider("steps", 50, 1, 200),
+        "curvature": float_slider("steepness (y)", 10.0, 1.0, 50.0, 1.0),
+    }
+    kwargs.setdefault("title", "Gradient descent down a narrow valley")
+    kwargs.setdefault("figsize", (9, 3.4))
+    return LessonExplorer(compute, controls, (contour_panel, loss_panel), describe=describe, **kwargs)

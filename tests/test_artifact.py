@@ -1,0 +1,198 @@
+import json
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import mlkit
+from mlkit import artifact
+
+
+@pytest.fixture(scope="module")
+def predictor(trained, digits):
+    return mlkit.freeze(trained, digits)
+
+
+@pytest.fixture(scope="module")
+def saved(predictor, tmp_path_factory):
+    path = tmp_path_factory.mktemp("artifacts") / "digits-mlp"
+    predictor.save(path)
+    return path
+
+
+@pytest.fixture
+def copy(saved, tmp_path):
+    """A private copy of the saved artifact that a test may damage."""
+    return shutil.copytree(saved, tmp_path / "copy")
+
+
+FRESH_PROCESS = """
+import sys
+import numpy as np
+from mlkit import load_predictor
+
+predictor = load_predictor(sys.argv[1])
+x = np.load(sys.argv[2])
+np.save(sys.argv[3], predictor.predict_proba(x))
+labels = predictor.predict(x)
+assert "mlkit.models" not in sys.modules, "loading needed the model classes"
+print(" ".join(str(label) for label in labels))
+"""
+
+
+def test_round_trip_in_a_fresh_process_that_never_imports_the_model(saved, predictor, digits, tmp_path):
+    np.save(tmp_path / "x.npy", digits.test.raw_x)
+    done = subprocess.run([sys.executable, "-c", FRESH_PROCESS, str(saved), str(tmp_path / "x.npy"),
+                           str(tmp_path / "probs.npy")], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    expected = predictor.predict(digits.test.raw_x)
+    assert done.stdout.split() == [str(label) for label in expected]
+    np.testing.assert_allclose(np.load(tmp_path / "probs.npy"), predictor.predict_proba(digits.test.raw_x), atol=1e-6)
+
+
+def test_metadata_describes_the_function(saved, predictor, digits):
+    meta = artifact.read_metadata(saved)
+    assert meta["input"] == {"shape": ["b", 64], "dtype": "float32"}
+    assert meta["output"]["shape"] == ["b", 10]
+    assert meta["labels"] == list(range(10)) and meta["task"] == "classification"
+    assert meta["versions"]["jax"] and meta["versions"]["mlkit"] == mlkit.__version__
+    np.testing.assert_array_equal(meta["preprocessor"]["mean"], digits.preprocessor.mean)
+    assert meta["param_bytes"] == predictor.nbytes
+    assert sorted(p.name for p in saved.iterdir()) == [artifact.PAYLOAD, artifact.METADATA]
+
+
+def test_loaded_artifact_keeps_validation_and_does_not_recompile_for_odd_batches(saved, digits):
+    loaded = mlkit.load_predictor(saved)
+    assert loaded.labels == tuple(range(10)) and loaded.buckets == mlkit.infer.BUCKETS
+    with pytest.raises(ValueError, match=r"got 63 features"):
+        loaded.predict(np.zeros((2, 63)))
+    rng = np.random.default_rng(1)
+    sizes = rng.integers(1, 300, size=25)
+    for n in sizes:
+        assert loaded.predict(digits.test.raw_x[rng.integers(0, len(digits.test), n)]).shape == (n,)
+    assert set(loaded._executables) == {next(b for b in loaded.buckets if b >= n) for n in sizes}
+    assert loaded.compiles <= len(loaded.buckets)
+
+
+def test_string_labels_and_regression_survive(trained, digits, tmp_path):
+    names = tuple(np.array([f"digit {i}" for i in range(10)]))  # numpy strings, as np.unique gives them
+    named = mlkit.freeze(trained, digits, labels=names)
+    named.save(tmp_path / "named")
+    loaded = mlkit.load_predictor(tmp_path / "named")
+    assert all(type(label) is str for label in loaded.labels)
+    np.testing.assert_array_equal(loaded.predict(digits.test.raw_x), named.predict(digits.test.raw_x))
+
+    w = np.array([[1.0], [2.0], [3.0]], np.float32)
+    line = mlkit.Predictor(lambda x: x @ w, 3, task="regression")
+    line.save(tmp_path / "line")
+    back = mlkit.load_predictor(tmp_path / "line")
+    assert back.task == "regression" and back.preprocessor is None
+    np.testing.assert_allclose(back.predict(np.ones((5, 3))), 6.0)
+
+
+def test_convnet_exports_with_a_symbolic_batch(digits, tmp_path):
+    predictor = mlkit.freeze(mlkit.ConvNet((8, 8), 10, channels=(4, 8), seed=0), digits)
+    predictor.save(tmp_path / "conv")
+    loaded = mlkit.load_predictor(tmp_path / "conv")
+    x = digits.test.raw_x[:7]
+    np.testing.assert_allclose(loaded.predict_proba(x), predictor.predict_proba(x), atol=1e-6)
+
+
+def test_altered_payload_is_refused(copy):
+    payload = bytearray((copy / artifact.PAYLOAD).read_bytes())
+    payload[len(payload) // 2] ^= 0xFF
+    (copy / artifact.PAYLOAD).write_bytes(payload)
+    with pytest.raises(ValueError, match=rf"{copy}.*has been altered: sha256"):
+        mlkit.load_predictor(copy)
+
+
+def test_truncated_payload_is_refused(copy):
+    payload = (copy / artifact.PAYLOAD).read_bytes()
+    (copy / artifact.PAYLOAD).write_bytes(payload[:1000])
+    with pytest.raises(ValueError, match=rf"{copy}.*is 1000 bytes, expected {len(payload)}: the artifact is truncated"):
+        mlkit.load_predictor(copy)
+
+
+@pytest.mark.parametrize("metadata, message", [
+    (b"\x89PNG not json", r"metadata.json is not valid JSON"),
+    (b'{"name": "resnet50"}', r'not mlkit predictor metadata: expected "format": "mlkit.predictor", got None'),
+    (b"[1, 2, 3]", r"not mlkit predictor metadata.*got 'list'"),
+    (b'{"format": "mlkit.predictor", "task": "classification"}', r"lacks the keys \['format_version', 'labels'"),
+    (None, r"is not a predictor artifact: it has no metadata.json"),
+    ("labels", r'malformed: 3 labels for 10 outputs'),
+    ("preprocessor", r'malformed: "preprocessor" should be null or hold "mean" and "scale" lists of 64 numbers'),
+])
+def test_foreign_or_broken_metadata_is_refused(copy, metadata, message):
+    if metadata is None:
+        (copy / artifact.METADATA).unlink()
+    elif isinstance(metadata, str):  # one field of our own metadata spoiled
+        meta = json.loads((copy / artifact.METADATA).read_text())
+        meta[metadata] = {"labels": ["a", "b", "c"], "preprocessor": {"mean": [0.0]}}[metadata]
+        (copy / artifact.METADATA).write_text(json.dumps(meta))
+    else:
+        (copy / artifact.METADATA).write_bytes(metadata)
+    with pytest.raises(ValueError, match=message) as error:
+        mlkit.load_predictor(copy)
+    assert str(copy) in str(error.value)
+
+
+def test_missing_path_and_plain_file_are_refused(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"No predictor artifact at .*nowhere.*predictor.save"):
+        mlkit.load_predictor(tmp_path / "nowhere")
+    (tmp_path / "model.pkl").write_bytes(b"\x80\x04")
+    with pytest.raises(ValueError, match=r"model.pkl is a file, not a predictor artifact"):
+        mlkit.load_predictor(tmp_path / "model.pkl")
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("serialization", 999, r"jax.export serialization version 999.*Re-export it.*python -m mlkit train .* --out"),
+    ("calling_convention", 999, r"calling convention 999.*predictor.save"),
+])
+def test_artifact_from_an_incompatible_jax_says_how_to_re_export(copy, key, value, message):
+    meta = json.loads((copy / artifact.METADATA).read_text())
+    meta["versions"].update({key: value, "jax": "9.0.0"})
+    (copy / artifact.METADATA).write_text(json.dumps(meta))  # the checksum covers the payload, not the metadata
+    with pytest.raises(ValueError, match=message):
+        mlkit.load_predictor(copy)
+
+
+def test_newer_artifact_format_is_refused(copy):
+    meta = json.loads((copy / artifact.METADATA).read_text())
+    meta["format_version"] = 99
+    (copy / artifact.METADATA).write_text(json.dumps(meta))
+    with pytest.raises(ValueError, match=r"format 99.*Upgrade mlkit"):
+        mlkit.load_predictor(copy)
+
+
+def test_a_crash_mid_save_leaves_the_old_artifact_intact(trained, digits, copy, monkeypatch):
+    before = mlkit.load_predictor(copy).predict(digits.test.raw_x[:20])
+    real_write = artifact._write
+
+    def crash(file, data):
+        if file.name == artifact.PAYLOAD:
+            file.write_bytes(data[: len(data) // 2])
+            raise OSError("No space left on device")
+        real_write(file, data)
+
+    monkeypatch.setattr(artifact, "_write", crash)
+    renamed = mlkit.freeze(trained, digits, labels=[f"d{i}" for i in range(10)])
+    for target in (copy, copy.parent / "fresh"):
+        with pytest.raises(OSError, match="No space"):
+            renamed.save(target)
+    np.testing.assert_array_equal(mlkit.load_predictor(copy).predict(digits.test.raw_x[:20]), before)
+    assert not (copy.parent / "fresh").exists()
+    assert sorted(p.name for p in copy.parent.iterdir()) == ["copy"]  # no half-written staging directory left
+
+
+def test_saving_over_an_artifact_replaces_it_but_never_a_foreign_directory(trained, digits, copy, tmp_path):
+    mlkit.freeze(trained, digits, labels=[f"d{i}" for i in range(10)]).save(copy)
+    assert mlkit.load_predictor(copy).labels[0] == "d0"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["copy"]
+    precious = tmp_path / "photos"
+    precious.mkdir()
+    (precious / "cat.jpg").write_bytes(b"meow")
+    with pytest.raises(ValueError, match=r"Refusing to save over .*photos"):
+        mlkit.freeze(trained, digits).save(precious)
+    assert (precious / "cat.jpg").read_bytes() == b"meow"

@@ -1,0 +1,54 @@
+"""The ready-made lesson dashboards, driven the way a learner drives them: one control at a time."""
+
+import numpy as np
+
+import mlkit
+from mlkit import labs
+
+
+def png(dashboard):
+    return bytes(dashboard.image.value)
+
+
+def test_playground_redraws_the_boundary_for_a_new_data_set():
+    play = labs.playground()
+    play.set_value("epochs", 10)
+    assert play.data.name == "moons" and play.history.epochs == 10
+    before = png(play)
+    levels_before = play.axes[0].collections[0].get_array()
+    play.set_value("dataset", "circles")
+    assert play.data.name == "circles" and play.axes[0].get_title() == "decision boundary"
+    assert png(play) != before and "epoch 10/10" in play.status.value
+    assert levels_before is not None
+
+
+def test_digits_lab_learning_rate_and_width(digits):
+    lab = labs.digits_lab(digits)
+    lab.set_value("epochs", 3)
+    first = lab.history
+    lab.set_value("learning_rate", 1e-2)
+    assert lab.history.compile_time == 0 and lab.history.val_loss != first.val_loss
+    lab.set_value("width", 16)
+    assert mlkit.count_params(lab.model) == 64 * 16 + 16 + 16 * 16 + 16 + 16 * 10 + 10
+
+
+def test_overfitting_lab_train_size_slider_changes_the_data(digits):
+    lab = labs.overfitting_lab(digits)
+    lab.set_value("epochs", 10)
+    assert len(lab.data.train) == 100
+    small_curve = png(lab)
+    lab.set_value("train_size", 300)
+    assert len(lab.data.train) == 300 and png(lab) != small_curve
+    lab.set_value("dropout", 0.5)
+    assert lab.model.dropout is not None and lab.history.epochs == 10
+
+
+def test_capacity_lab_draws_the_fit():
+    lab = labs.capacity_lab()
+    lab.set_value("epochs", 50)
+    fit_axes = lab.axes[0]
+    model_line = [line for line in fit_axes.get_lines() if line.get_label() == "model"][0]
+    before = np.asarray(model_line.get_ydata()).copy()
+    lab.set_value("width", 64)
+    after = [line for line in lab.axes[0].get_lines() if line.get_label() == "model"][0].get_ydata()
+    assert not np.allclose(before, after) and "val loss" in lab.status.value and lab.data.task == "regression"
