@@ -402,9 +402,13 @@ def run(quick: bool = False, out: str = "results/bench.json") -> int:
     began = time.perf_counter()
     machine = {"devices": bench.devices(), "cpu_count": os.cpu_count(), "platform": platform.platform(),
                "python": platform.python_version(), "jax": jax.__version__, "flax": flax.__version__,
-               "optax": optax.__version__, "numpy": np.__version__}
+               "optax": optax.__version__, "numpy": np.__version__,
+               "compilation_cache": jax.config.jax_compilation_cache_dir or None}
     print(f"mlkit bench{' --quick (rough numbers)' if quick else ''}: {machine['devices']}, "
           f"{machine['cpu_count']} CPUs, jax {jax.__version__}, flax {flax.__version__}")
+    if machine["compilation_cache"]:
+        print(f"persistent compilation cache on ({machine['compilation_cache']}): after a first run, 'compile s' "
+              f"are mostly cache loads; MLKIT_COMPILATION_CACHE=0 measures cold compiles")
     data = mlkit.load_dataset("digits", seed=0)
     peak = bench.matmul_peak(s["matmul_n"], repeats=5 if quick else 20)
 

@@ -78,9 +78,10 @@ def sweep(model_fn: Callable[[int], nnx.Module], data: Dataset, config: TrainCon
     x, y, vx, vy = (jnp.asarray(a) for a in (data.train.x, data.train.y, data.val.x, data.val.y))
     keys = jnp.stack([jax.random.split(jax.random.key(seed), config.epochs) for _, seed in runs])
     static = (graphdef, data.task, config.optimizer, config.batch_size, config.shuffle)
-    epoch_fn, compile_train = compiled(sweep_epoch, static, state, x, y, keys[:, 0])
-    eval_fn, compile_eval = compiled(sweep_eval, (eval_graphdef, data.task, min(len(vy), 512)),
-                                     state[0], state[1], vx, vy)
+    with jax.set_mesh(None):  # one device: a mesh the user set globally must not split these runs
+        epoch_fn, compile_train = compiled(sweep_epoch, static, state, x, y, keys[:, 0])
+        eval_fn, compile_eval = compiled(sweep_eval, (eval_graphdef, data.task, min(len(vy), 512)),
+                                         state[0], state[1], vx, vy)
     curves = []
     start = time.perf_counter()
     for epoch in range(config.epochs):
