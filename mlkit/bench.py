@@ -40,7 +40,9 @@ def table(rows: Sequence[dict], columns: Sequence[str] | None = None) -> str:
 
     cells = [[cell(row.get(c)) for c in columns] for row in rows]
     widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(columns)]
-    line = lambda parts: "  ".join(p.rjust(w) if i else p.ljust(w) for i, (p, w) in enumerate(zip(parts, widths)))  # noqa: E731
+
+    def line(parts: list[str]) -> str:  # first column left-aligned, the rest right-aligned
+        return "  ".join(p.rjust(w) if i else p.ljust(w) for i, (p, w) in enumerate(zip(parts, widths)))
     return "\n".join([line(columns), line(["-" * w for w in widths]), *(line(r) for r in cells)])
 
 

@@ -29,9 +29,13 @@ from mlkit import bench
 from mlkit.train import eval_view
 
 HIDDEN, LR, SEED = (256, 256), 1e-3, 0
-COMPILE_NOTE = ("compile s: everything a first call costs beyond a steady one (tracing, XLA compile, first-run set-up): "
-                "first call - one step for the eager and nnx.jit loops; lower+compile plus first-call excess for "
-                "jax.jit; History.compile_time plus first-epoch excess for mlkit.fit. ms/step: median epoch / steps.")
+COMPILE_NOTE = ("compile s: everything a first call costs beyond a steady one (tracing, XLA compile, first-run "
+                "set-up): first call - one step for the eager and nnx.jit loops; lower+compile plus first-call excess\n"
+                "for jax.jit; History.compile_time plus first-epoch excess for mlkit.fit. ms/step: median epoch/steps.")
+
+
+TRAIN_COLUMNS = ("method", "batch", "steps", "ms/step", "steps/s", "compile s", "GFLOP/s", "% peak", "last-epoch loss",
+                 "note")
 
 
 def _settings(quick: bool) -> dict:
@@ -121,7 +125,8 @@ def train_rows(data, batch: int, epochs: int, eager_steps: int,
         per_step = float(np.median(seconds)) / items
         rows.append({"method": name, "batch": batch, "steps": steps * epochs, "ms/step": per_step * 1e3,
                      "steps/s": 1 / per_step, "compile s": compile_s, "GFLOP/s": flops_per_step / per_step / 1e9,
-                     "% peak": math.nan, "last-epoch loss": loss, "note": note})
+                     "% peak": math.nan, "last-epoch loss": loss, "note": note,
+                     "timed_seconds": [float(v) for v in seconds]})  # per epoch (per step for eager): JSON only
 
     # (1) eager: jax.value_and_grad and optax called op by op from Python, no jit anywhere.
     graphdef, params, rest = nnx.split(_model(), nnx.Param, ...)
@@ -160,8 +165,8 @@ def train_rows(data, batch: int, epochs: int, eager_steps: int,
     config = mlkit.TrainConfig(epochs=epochs, batch_size=batch, learning_rate=LR, optimizer="adam", progress=False)
     trained = _model()
     history = mlkit.fit(trained, data, config, callbacks=[others])
-    add("nnx.jit step (flax tutorial)", nnx_record["seconds"], steps, nnx_first - np.median(nnx_record["seconds"]) / steps,
-        nnx_record["loss"])
+    nnx_step_s = np.median(nnx_record["seconds"]) / steps
+    add("nnx.jit step (flax tutorial)", nnx_record["seconds"], steps, nnx_first - nnx_step_s, nnx_record["loss"])
     jit_step_s = np.median(jit_record["seconds"]) / steps
     add("functional jax.jit step", jit_record["seconds"], steps, jit_compile + jit_first - jit_step_s,
         jit_record["loss"])
@@ -217,7 +222,8 @@ def inference_rows(model: mlkit.MLP, data, repeats_1: int, repeats_big: int) -> 
         for name, t in bench.compare(timed, x, items=batch, rounds=rounds, calls=calls).items():
             rows.append({"method": name, "batch": batch, "p50 ms": t.p50 * 1e3, "p99 ms": t.p99 * 1e3,
                          "rows/s": t.throughput, "first call s": first.get(name, math.nan)})
-    disagree = {f"{name} @ batch {b}": int((c != classes["NumPy by hand", b]).sum()) for (name, b), c in classes.items()}
+    disagree = {f"{name} @ batch {b}": int((c != classes["NumPy by hand", b]).sum())
+                for (name, b), c in classes.items()}
     if any(disagree.values()):
         raise RuntimeError(f"Inference methods disagree on predicted classes (rows differing from NumPy): {disagree}")
     return rows, {"rows_checked": 1025, "disagreements": disagree}
@@ -319,7 +325,8 @@ def _onnx_rows(data, trained: mlkit.MLP, repeats: int) -> list[dict]:
     for i, layer in enumerate(layers):
         inits += [numpy_helper.from_array(np.array(layer.kernel[...], np.float32), f"w{i}"),
                   numpy_helper.from_array(np.array(layer.bias[...], np.float32), f"b{i}")]
-        nodes += [helper.make_node("MatMul", [h, f"w{i}"], [f"m{i}"]), helper.make_node("Add", [f"m{i}", f"b{i}"], [f"z{i}"])]
+        nodes += [helper.make_node("MatMul", [h, f"w{i}"], [f"m{i}"]),
+                  helper.make_node("Add", [f"m{i}", f"b{i}"], [f"z{i}"])]
         h = f"z{i}"
         if i < len(layers) - 1:
             nodes.append(helper.make_node("Relu", [h], [f"r{i}"]))
@@ -427,7 +434,7 @@ def run(quick: bool = False, out: str = "results/bench.json") -> int:
           f"{peak:.1f} GFLOP/s")
     print(f"\nTraining: digits ({len(data.train)} examples), MLP 64-256-256-10, Adam {LR:g}, {s['epochs']} epochs, "
           f"same shuffling and initial weights for all; the per-batch loops run in turns with fit's epochs\n"
-          + bench.table(train) + "\n" + COMPILE_NOTE)
+          + bench.table(train, TRAIN_COLUMNS) + "\n" + COMPILE_NOTE)
 
     infer, check = inference_rows(trained, data, s["repeats_1"], s["repeats_big"])
     print("\nInference: raw NumPy rows in, NumPy probabilities out (the MLP fit trained at batch 32), timed in turns\n"
@@ -437,7 +444,7 @@ def run(quick: bool = False, out: str = "results/bench.json") -> int:
     print("\nPeers: " + "; ".join(f"{name} {what}" for name, what in found.items()))
     for rows in (peer_train, peer_infer):
         if rows:
-            print(bench.table(rows))
+            print(bench.table(rows, [c for c in rows[0] if c != "timed_seconds"]))
 
     redraw = interactivity(data, s["redraw_epochs"], s["redraw_repeats"])
     print(f"\nInteractivity: {redraw['method']}, {redraw['epochs']} epochs: {redraw['seconds']:.2f} s "
@@ -446,9 +453,9 @@ def run(quick: bool = False, out: str = "results/bench.json") -> int:
     table = ratios(train, infer, redraw)
     print("\nTargets\n" + bench.table([{**r, "met": "met" if r["met"] else "NOT met"} for r in table]))
     results = {"quick": quick, "settings": {k: list(v) if isinstance(v, tuple) else v for k, v in s.items()},
-               "machine": machine, "matmul_peak_gflops": peak, "flops": {str(b): c for b, c in costs.items()}, "training": train + peer_train,
-               "inference": infer + peer_infer, "prediction_check": check, "interactivity": redraw, "peers": found,
-               "ratios": table, "total_seconds": time.perf_counter() - began}
+               "machine": machine, "matmul_peak_gflops": peak, "flops": {str(b): c for b, c in costs.items()},
+               "training": train + peer_train, "inference": infer + peer_infer, "prediction_check": check,
+               "interactivity": redraw, "peers": found, "ratios": table, "total_seconds": time.perf_counter() - began}
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     Path(out).write_text(json.dumps(_plain(results), indent=2, allow_nan=False))
     print(f"\nwrote {out} ({results['total_seconds']:.0f} s)")

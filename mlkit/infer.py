@@ -14,6 +14,7 @@ and numpy; flax is imported inside ``freeze``, where a model is taken apart.
 
 from __future__ import annotations
 
+import bisect
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -90,14 +91,8 @@ class Predictor:
     def validate(self, x) -> np.ndarray:
         """``x`` as a float32 ``(n, num_features)`` array, or a ValueError that says what was expected."""
         x = np.asarray(x)
-        expected = f"a 2-D array of shape (n, {self.num_features}): one row of {self.num_features} numbers per example"
-        if x.dtype.kind not in "iuf":
-            raise ValueError(f"Expected {expected}; got dtype {x.dtype}. Convert with np.asarray(x, dtype=np.float32).")
-        if x.ndim != 2:
-            hint = " For a single example use x.reshape(1, -1)." if x.size == self.num_features else ""
-            raise ValueError(f"Expected {expected}; got shape {x.shape}.{hint}")
-        if x.shape[1] != self.num_features:
-            raise ValueError(f"Expected {expected}; got {x.shape[1]} features per row (shape {x.shape}).")
+        if x.dtype.kind not in "iuf" or x.ndim != 2 or x.shape[1] != self.num_features:
+            raise ValueError(self._shape_problem(x))
         x = x.astype(np.float32, copy=False)
         if not np.isfinite(x).all():
             rows = np.flatnonzero(~np.isfinite(x).all(axis=1))
@@ -105,15 +100,25 @@ class Predictor:
                              f"Fill or drop them before predicting.")
         return x
 
+    def _shape_problem(self, x: np.ndarray) -> str:
+        expected = f"a 2-D array of shape (n, {self.num_features}): one row of {self.num_features} numbers per example"
+        if x.dtype.kind not in "iuf":
+            return f"Expected {expected}; got dtype {x.dtype}. Convert with np.asarray(x, dtype=np.float32)."
+        if x.ndim != 2:
+            hint = " For a single example use x.reshape(1, -1)." if x.size == self.num_features else ""
+            return f"Expected {expected}; got shape {x.shape}.{hint}"
+        return f"Expected {expected}; got {x.shape[1]} features per row (shape {x.shape})."
+
     def _run(self, x) -> np.ndarray:
         x = self.validate(x)
         largest = self.buckets[-1]
-        parts = [self._run_bucketed(x[i:i + largest]) for i in range(0, max(len(x), 1), largest)]
-        return np.concatenate(parts) if len(parts) > 1 else parts[0]
+        if len(x) <= largest:  # the common case, without building a list
+            return self._run_bucketed(x)
+        return np.concatenate([self._run_bucketed(x[i:i + largest]) for i in range(0, len(x), largest)])
 
     def _run_bucketed(self, x: np.ndarray) -> np.ndarray:
         n = len(x)
-        bucket = next(b for b in self.buckets if b >= n)
+        bucket = self.buckets[bisect.bisect_left(self.buckets, n)] if n else self.buckets[0]
         if bucket != n:
             x = np.concatenate([x, np.zeros((bucket - n, x.shape[1]), np.float32)])
         return np.asarray(self.executable(bucket)(x))[:n]

@@ -48,7 +48,10 @@ def float_slider(description: str, value: float, low: float, high: float, step: 
 
 
 def dropdown(description: str, options: Sequence, value=None) -> widgets.Dropdown:
-    return widgets.Dropdown(options=list(options), value=options[0] if value is None else value,
+    """Options are values, or (label, value) pairs; the first is chosen unless ``value`` says otherwise."""
+    if value is None:
+        value = options[0][1] if isinstance(options[0], tuple) else options[0]
+    return widgets.Dropdown(options=list(options), value=value,
                             description=description, style=_STYLE, layout=_LAYOUT)
 
 
@@ -153,6 +156,7 @@ class TrainingDashboard(Explorer):
         self._stop = False
         self._thread: threading.Thread | None = None
         self._last_draw = 0.0
+        self._draw_seconds = 0.0
         self._started = 0.0
 
     def on_change(self, change=None) -> None:
@@ -196,6 +200,7 @@ class TrainingDashboard(Explorer):
         values = self.values
         self._busy(True)
         self._started = time.perf_counter()
+        self._last_draw = 0.0  # the first epoch of every run is drawn
         try:
             self.data = self._dataset(values)
             self.model = self.model_fn(self.data, values)
@@ -221,10 +226,13 @@ class TrainingDashboard(Explorer):
 
     def _after_epoch(self, history: History) -> bool:
         self.history = history
-        now = time.perf_counter()
-        if now - self._last_draw >= self.redraw_every:
+        start = time.perf_counter()
+        # Redraw mid-run at most every `redraw_every` seconds, and never spend more than a quarter
+        # of the time drawing: a slow machine then draws less often instead of training slower.
+        if start - self._last_draw >= max(self.redraw_every, 3 * self._draw_seconds):
             self.redraw()
             self._last_draw = time.perf_counter()
+            self._draw_seconds = self._last_draw - start
         self.show_status(self._progress(history, self.values.get("epochs", self.config.epochs)))
         return not self._stop
 

@@ -1,0 +1,310 @@
+"""Ready-made dashboards for the inference lessons (08-11), built from :mod:`mlkit.widgets`.
+
+A few small post-processing helpers come first (top-k, a confidence threshold
+that answers "unsure", coverage); then one builder per lesson. Each builder
+returns an :class:`~mlkit.explorers.LessonExplorer` or a
+:class:`~mlkit.widgets.TrainingDashboard`: a notebook shows it, a test drives it
+with ``set_value`` and reads ``image``, ``status`` and ``result``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+
+import ipywidgets
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from mlkit import bench, compress, drift, plots
+from mlkit.data import Dataset, Preprocessor, Split, with_train_size
+from mlkit.explorers import LessonExplorer
+from mlkit.infer import Predictor, freeze
+from mlkit.train import TrainConfig, evaluate
+from mlkit.widgets import TrainingDashboard, dropdown, float_slider, int_slider, loss_panel
+
+UNSURE = "unsure"
+
+# ---------------------------------------------------------------- post-processing
+
+
+def top_k(probs: np.ndarray, labels: Sequence, k: int = 3) -> list[list[tuple[object, float]]]:
+    """The ``k`` likeliest ``(label, probability)`` pairs of each row of ``probs``, likeliest first."""
+    probs = np.atleast_2d(np.asarray(probs))
+    order = np.argsort(-probs, axis=1, kind="stable")[:, :k]
+    return [[(labels[i], float(row[i])) for i in idx] for row, idx in zip(probs, order)]
+
+
+def answer(probs: np.ndarray, labels: Sequence, threshold: float = 0.0) -> np.ndarray:
+    """Each row's likeliest label, or ``"unsure"`` where its probability is below ``threshold``."""
+    probs = np.atleast_2d(np.asarray(probs))
+    out = np.asarray(labels, dtype=object)[probs.argmax(1)]
+    out[probs.max(1) < threshold] = UNSURE
+    return out
+
+
+def coverage(probs: np.ndarray, y: np.ndarray, threshold: float) -> tuple[float, float]:
+    """(fraction of rows answered, accuracy on the answered rows; nan when none is answered)."""
+    probs = np.asarray(probs)
+    answered = probs.max(1) >= threshold
+    right = probs.argmax(1) == np.asarray(y)
+    return float(answered.mean()), float(right[answered].mean()) if answered.any() else float("nan")
+
+
+def accuracy(predictor: Predictor, split: Split) -> float:
+    """Fraction of ``split``'s raw inputs the predictor classifies as their class id ``y``."""
+    return float(np.mean(predictor.predict_proba(split.raw_x).argmax(1) == split.y))
+
+
+# ---------------------------------------------------------------- 08 post-processing and pre-processing
+
+INPUTS = ("as trained", "raw pixels (not standardised)", "standardised twice")
+
+
+def input_variants(model: nnx.Module, data: Dataset) -> dict[str, np.ndarray]:
+    """Test-set probabilities of ``model`` when its inputs are processed as trained, not at all, or twice."""
+    predictor = freeze(model, data)
+    skip = freeze(model, preprocessor=Preprocessor.fit(data.train.raw_x, "none"), labels=data.labels)
+    return {INPUTS[0]: predictor.predict_proba(data.test.raw_x), INPUTS[1]: skip.predict_proba(data.test.raw_x),
+            INPUTS[2]: predictor.predict_proba(data.test.x)}
+
+
+def confidence_lab(model: nnx.Module, data: Dataset, **kwargs) -> LessonExplorer:
+    """Lesson 08: pick a test digit and a confidence threshold; see the answer or "unsure", and the coverage."""
+    probs = input_variants(model, data)
+    thresholds = np.linspace(0.0, 1.0, 101)
+
+    def compute(v: dict) -> dict:
+        p = probs[v["inputs"]]
+        return {"probs": p[v["index"]], "answer": answer(p[v["index"]], data.labels, v["threshold"])[0],
+                "coverage": coverage(p, data.test.y, v["threshold"]),
+                "curve": np.array([coverage(p, data.test.y, t) for t in thresholds])}
+
+    def digit_panel(ex: LessonExplorer, ax) -> None:
+        ax.imshow(data.test.raw_x[ex.values["index"]].reshape(data.image_shape), cmap="gray_r")
+        ax.axis("off")
+        ax.set_title(f"test digit {ex.values['index']}: a {data.labels[data.test.y[ex.values['index']]]}")
+
+    def probs_panel(ex: LessonExplorer, ax) -> None:
+        plots.probabilities(ex.result["probs"], data.labels, ax=ax)
+        ax.axhline(ex.values["threshold"], color="crimson", ls="--", lw=1, label="threshold")
+        ax.set_title(f"answer: {ex.result['answer']}")
+        ax.legend(frameon=False, fontsize=8)
+
+    def curve_panel(ex: LessonExplorer, ax) -> None:
+        curve = ex.result["curve"]
+        ax.plot(thresholds, curve[:, 0], label="answered")
+        ax.plot(thresholds, curve[:, 1], label="right when answered")
+        ax.axvline(ex.values["threshold"], color="crimson", ls="--", lw=1)
+        ax.set_ylim(0, 1.02)
+        ax.set_xlabel("confidence threshold")
+        ax.set_title("coverage vs accuracy (test set)")
+        ax.legend(frameon=False, fontsize=8, loc="lower left")
+
+    def describe(ex: LessonExplorer) -> str:
+        answered, right = ex.result["coverage"]
+        n = round(answered * len(data.test))
+        quality = f"{right:.1%} of those right" if n else "no answer to judge"
+        return (f"answer {ex.result['answer']} (p = {ex.result['probs'].max():.2f}) · at ≥ "
+                f"{ex.values['threshold']:.2f}: answers {n} of {len(data.test)} test digits, {quality}")
+
+    controls = {
+        "index": int_slider("test digit", 0, 0, len(data.test) - 1),
+        "threshold": float_slider("threshold", 0.9, 0.0, 0.99, 0.01),
+        "inputs": dropdown("inputs", INPUTS),
+    }
+    kwargs.setdefault("title", "Post-processing: answer or say unsure")
+    kwargs.setdefault("figsize", (11.5, 3.2))
+    return LessonExplorer(compute, controls, (digit_panel, probs_panel, curve_panel), describe=describe, **kwargs)
+
+
+# ---------------------------------------------------------------- 09 latency and batch size
+
+BATCHES = tuple(2 ** i for i in range(11))  # 1 ... 1024
+TIMINGS = ("compiled function", "predict_proba (end to end)")
+
+
+def choice_slider(description: str, options: Sequence, value=None) -> ipywidgets.SelectionSlider:
+    """A slider over a fixed list of values (batch sizes), reporting on release."""
+    return ipywidgets.SelectionSlider(options=list(options), value=options[0] if value is None else value,
+                                      description=description, continuous_update=False,
+                                      style={"description_width": "110px"}, layout=ipywidgets.Layout(width="310px"))
+
+
+def latency_lab(predictor: Predictor, x: np.ndarray, *, repeats: int = 30, **kwargs) -> LessonExplorer:
+    """Lesson 09: a batch-size slider over measured latency (p50, p99) and throughput; points accumulate."""
+    measured: dict[tuple[str, int], bench.Timing] = {}
+
+    def compute(v: dict) -> bench.Timing:
+        key = (v["timing"], v["batch"])
+        if key not in measured:
+            sweep = bench.predictor_sweep(predictor, x, (v["batch"],), repeats=repeats,
+                                          end_to_end=v["timing"] == TIMINGS[1])
+            measured[key] = sweep.timings[0]
+        return measured[key]
+
+    def points(timing: str) -> list[bench.Timing]:
+        return [measured[k] for k in sorted(measured, key=lambda k: k[1]) if k[0] == timing]
+
+    def latency_panel(ex: LessonExplorer, ax) -> None:
+        for timing, style in zip(TIMINGS, ("o-", "s--")):
+            ts = points(timing)
+            if ts:
+                ax.loglog([t.items for t in ts], [t.p50 * 1e6 for t in ts], style, ms=4, label=f"p50, {timing}")
+                ax.loglog([t.items for t in ts], [t.p99 * 1e6 for t in ts], style, ms=2, alpha=0.4, label="p99")
+        ax.plot(ex.result.items, ex.result.p50 * 1e6, "ko", ms=8, fillstyle="none")
+        ax.set_xlabel("batch size")
+        ax.set_ylabel("µs per call")
+        ax.set_title("latency: one call, whole batch")
+        ax.legend(frameon=False, fontsize=7)
+
+    def throughput_panel(ex: LessonExplorer, ax) -> None:
+        for timing, style in zip(TIMINGS, ("o-", "s--")):
+            ts = points(timing)
+            if ts:
+                ax.loglog([t.items for t in ts], [t.throughput for t in ts], style, ms=4, label=timing)
+        ax.plot(ex.result.items, ex.result.throughput, "ko", ms=8, fillstyle="none")
+        ax.set_xlabel("batch size")
+        ax.set_ylabel("digits per second")
+        ax.set_title("throughput")
+        ax.legend(frameon=False, fontsize=7)
+
+    def describe(ex: LessonExplorer) -> str:
+        t = ex.result
+        return (f"batch {t.items}: p50 {t.p50 * 1e6:,.0f} µs, p99 {t.p99 * 1e6:,.0f} µs per call · "
+                f"{t.throughput:,.0f} digits/s · {t.per_item * 1e6:.2f} µs per digit · compiled in "
+                f"{t.compile_s:.2f} s (first time only)")
+
+    controls = {"batch": choice_slider("batch size", BATCHES, 16), "timing": dropdown("timing", TIMINGS)}
+    kwargs.setdefault("title", "Latency and throughput against batch size")
+    kwargs.setdefault("figsize", (9, 3.3))
+    return LessonExplorer(compute, controls, (latency_panel, throughput_panel), describe=describe, **kwargs)
+
+
+# ---------------------------------------------------------------- 10 lean models
+
+PRECISIONS = ("float32", "bfloat16", "int8")
+
+
+def lean(model: nnx.Module, data: Dataset, precision: str = "float32", sparsity: float = 0.0) -> Predictor:
+    """The folded model, magnitude-pruned to ``sparsity`` and then stored in ``precision``."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}.")
+    layers = compress.prune(model, data, sparsity).params["layers"]
+    if precision == "int8":
+        layers = [compress._int8(layer) for layer in layers]
+    elif precision == "bfloat16":
+        layers = [{k: v.astype(jnp.bfloat16) for k, v in layer.items()} for layer in layers]
+    return compress.layers_predictor(layers, compress.dense_layers(model)[1], data)
+
+
+def lean_lab(model: nnx.Module, data: Dataset, *, split: str = "test", **kwargs) -> LessonExplorer:
+    """Lesson 10: precision and sparsity of the folded model; test accuracy against bytes, points accumulate."""
+    evaluated = getattr(data, split)
+    baseline = lean(model, data)
+    base_labels = baseline.predict_proba(evaluated.raw_x).argmax(1)
+    measured: dict[tuple[str, float], dict] = {}
+
+    def compute(v: dict) -> dict:
+        key = (v["precision"], round(v["sparsity"], 2))
+        if key not in measured:
+            predictor = lean(model, data, *key)
+            row = compress.measure({"x": predictor}, evaluated, name=split, repeats=10).rows[0]
+            agree = float(np.mean(predictor.predict_proba(evaluated.raw_x).argmax(1) == base_labels))
+            measured[key] = {"row": row, "agree": agree}
+        return measured[key] | {"base": measured.get(("float32", 0.0), {}).get("row")}
+
+    def accuracy_panel(ex: LessonExplorer, ax) -> None:
+        for precision, marker in zip(PRECISIONS, "os^"):
+            keys = sorted(k for k in measured if k[0] == precision)
+            if keys:
+                ax.plot([k[1] for k in keys], [measured[k]["row"].accuracy for k in keys], marker + "-", ms=4,
+                        label=precision)
+        ax.plot(ex.values["sparsity"], ex.result["row"].accuracy, "ko", ms=9, fillstyle="none")
+        ax.set_xlim(-0.03, 1.0)
+        ax.set_ylim(0, 1.02)
+        ax.set_xlabel("sparsity (fraction of weights set to zero)")
+        ax.set_ylabel(f"{split} accuracy")
+        ax.set_title("quality")
+        ax.legend(frameon=False, fontsize=8, loc="lower left")
+
+    def size_panel(ex: LessonExplorer, ax) -> None:
+        row = ex.result["row"]
+        names = ["float32\n(folded)", "this,\nstored dense", "this,\nstored sparse"]
+        ax.bar(names, [baseline.nbytes / 1e3, row.nbytes / 1e3, row.sparse_nbytes / 1e3],
+               color=["grey", "steelblue", "seagreen"])
+        ax.set_ylabel("kB")
+        ax.set_title("size")
+
+    def describe(ex: LessonExplorer) -> str:
+        row, v = ex.result["row"], ex.values
+        return (f"{v['precision']}, {v['sparsity']:.0%} zeros: {row.nbytes:,} bytes stored "
+                f"({row.nbytes / baseline.nbytes:.0%} of float32), {row.sparse_nbytes:,} stored sparse · "
+                f"{split} acc {row.accuracy:.1%} · agrees with float32 on {ex.result['agree']:.1%}")
+
+    controls = {"precision": dropdown("precision", PRECISIONS), "sparsity": float_slider("sparsity", 0.0, 0.0, 0.95, 0.05)}
+    kwargs.setdefault("title", "Lean models: bits and zeros against accuracy")
+    kwargs.setdefault("figsize", (9, 3.3))
+    return LessonExplorer(compute, controls, (accuracy_panel, size_panel), describe=describe, **kwargs)
+
+
+# ---------------------------------------------------------------- 11 drift and fine-tuning
+
+
+def with_preprocessor(data: Dataset, preprocessor: Preprocessor) -> Dataset:
+    """``data`` with every split's ``x`` re-computed by ``preprocessor`` (e.g. the one a model was trained with)."""
+    splits = {name: dataclasses.replace(s, x=np.asarray(preprocessor(s.raw_x), np.float32))
+              for name in ("train", "val", "test") for s in [getattr(data, name)]}
+    return dataclasses.replace(data, preprocessor=preprocessor, **splits)
+
+
+def finetune_data(data: Dataset, kind: str, severity: float, n: int, *, seed: int = 0) -> Dataset:
+    """Shifted digits for fine-tuning: ``n`` labelled training examples, shifted validation and test splits,
+    all pre-processed with ``data``'s ORIGINAL statistics, which the model's weights expect."""
+    shifted = drift.shift(data, kind, severity, seed=seed)
+    return with_preprocessor(with_train_size(shifted, n, seed=seed), data.preprocessor)
+
+
+def drift_lab(model: nnx.Module, data: Dataset, *, seed: int = 0, **kwargs) -> TrainingDashboard:
+    """Lesson 11: shift the digits, then fine-tune a copy of the trained ``model`` on a few labelled new ones."""
+    frozen = freeze(model, data)
+    original = accuracy(frozen, data.test)
+    controls = {
+        "kind": dropdown("shift", list(drift.KINDS), "thicken"),
+        "severity": float_slider("severity", 0.6, 0.0, 1.0, 0.1),
+        "train_size": int_slider("labelled new", 100, 20, 400, 10),
+        "epochs": int_slider("epochs", 20, 1, 60),
+    }
+
+    def scores(dashboard: TrainingDashboard) -> dict[str, float]:
+        d, tuned = dashboard.data, dashboard.model
+        return {"frozen shifted": accuracy(frozen, d.test), "frozen original": original,
+                "tuned shifted": evaluate(tuned, d.test)[1], "tuned original": evaluate(tuned, data.test)[1]}
+
+    def bars_panel(dashboard: TrainingDashboard, ax) -> None:
+        if dashboard.model is None:
+            return
+        s = scores(dashboard)
+        where = np.arange(2)
+        ax.bar(where - 0.2, [s["frozen original"], s["frozen shifted"]], 0.4, label="frozen", color="grey")
+        ax.bar(where + 0.2, [s["tuned original"], s["tuned shifted"]], 0.4, label="fine-tuned", color="C2")
+        ax.set_xticks(where, ["original digits", f"{dashboard.values['kind']} {dashboard.values['severity']:g}"])
+        ax.set_ylim(0, 1)
+        ax.set_ylabel("test accuracy")
+        ax.set_title("before and after fine-tuning")
+        ax.legend(frameon=False, fontsize=8, loc="lower left")
+
+    def describe(dashboard: TrainingDashboard) -> str:
+        s, v = scores(dashboard), dashboard.values
+        drop = s["frozen original"] - s["frozen shifted"]
+        recovered = f" (recovers {(s['tuned shifted'] - s['frozen shifted']) / drop:.0%} of the drop)" if drop > 0 else ""
+        return (f"{v['kind']} {v['severity']:g}, {v['train_size']} labelled: shifted test {s['frozen shifted']:.1%} "
+                f"frozen → {s['tuned shifted']:.1%} fine-tuned{recovered} · original test "
+                f"{s['frozen original']:.1%} → {s['tuned original']:.1%}")
+
+    kwargs.setdefault("title", "Drift: shift the digits, fine-tune on a few")
+    return TrainingDashboard(
+        lambda v: finetune_data(data, v["kind"], v["severity"], v["train_size"], seed=seed),
+        lambda d, v: nnx.clone(model), TrainConfig(batch_size=16, epochs=20, seed=seed), controls,
+        (bars_panel, loss_panel), data_keys=("kind", "severity", "train_size"), describe=describe, **kwargs)
