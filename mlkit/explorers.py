@@ -297,6 +297,8 @@ def descent_explorer(start: Sequence[float] = (-4.5, 1.5), **kwargs) -> LessonEx
         ax.plot(0, 0, "k*", ms=9)
         ax.set_xlim(-lim[0], lim[0])
         ax.set_ylim(-lim[1], lim[1])
+        ax.set_xlabel("x (shallow direction)")
+        ax.set_ylabel("y (steep direction)")
         ax.set_title(f"path: {r.behaviour}")
 
     def loss_panel(ex: LessonExplorer, ax) -> None:

@@ -58,8 +58,14 @@ def overfitting_lab(data: Dataset, seed: int = 0, **kwargs) -> TrainingDashboard
     return TrainingDashboard(
         lambda v: with_train_size(data, v["train_size"], seed=seed),
         lambda d, v: MLP(d.num_features, (v["width"],) * 2, d.num_classes, dropout=v["dropout"], seed=seed),
-        TrainConfig(batch_size=16, seed=seed), controls, (loss_panel, accuracy_panel), data_keys=("train_size",),
+        TrainConfig(batch_size=16, seed=seed), controls, (linear_loss_panel, accuracy_panel), data_keys=("train_size",),
         title="Overfitting: shrink the data, grow the model", **kwargs)
+
+
+def linear_loss_panel(dashboard: TrainingDashboard, ax) -> None:
+    """Losses on a linear axis, where a rising validation loss is easy to see."""
+    if dashboard.history is not None:
+        plots.curves(dashboard.history, "loss", ax=ax, log=False)
 
 
 def capacity_lab(seed: int = 0, **kwargs) -> TrainingDashboard:

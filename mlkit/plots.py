@@ -21,20 +21,21 @@ def _axes(ax=None, figsize=(5, 3.2)):
     return ax.figure, ax
 
 
-def curves(history: History, metric: str = "loss", ax=None, title: str | None = None) -> Figure:
-    """Training and validation ``metric`` ("loss" or "acc") per epoch."""
+def curves(history: History, metric: str = "loss", ax=None, title: str | None = None, log: bool = True) -> Figure:
+    """Training and validation ``metric`` ("loss" or "acc") per epoch; losses on a log axis unless ``log=False``."""
     fig, ax = _axes(ax)
     ax.clear()
     epochs = np.arange(1, history.epochs + 1)
     ax.plot(epochs, getattr(history, f"train_{metric}"), "o-", ms=3, label="training")
     ax.plot(epochs, getattr(history, f"val_{metric}"), "s-", ms=3, label="validation")
     if history.best_epoch and metric == "loss":
-        ax.axvline(history.best_epoch, color="grey", lw=0.8, ls=":", label=f"best epoch ({history.best_epoch})")
+        ax.axvline(history.best_epoch, color="grey", lw=0.8, ls=":",
+                   label=f"lowest validation loss (epoch {history.best_epoch})")
     ax.set_xlabel("epoch")
     ax.set_ylabel({"loss": "loss", "acc": "accuracy"}[metric])
-    if metric == "loss" and history.epochs and min(history.train_loss + history.val_loss) > 0:
+    if log and metric == "loss" and history.epochs and min(history.train_loss + history.val_loss) > 0:
         ax.set_yscale("log")
-    ax.set_title(title or f"{metric} per epoch")
+    ax.set_title(title or f"{ax.get_ylabel()} per epoch")
     ax.legend(frameon=False)
     return fig
 
@@ -63,6 +64,7 @@ def probabilities(probs: np.ndarray, labels: Sequence, ax=None) -> Figure:
     ax.clear()
     ax.bar([str(label) for label in labels], probs, color="steelblue")
     ax.set_ylim(0, 1)
+    ax.set_xlabel("class")
     ax.set_ylabel("probability")
     return fig
 
@@ -104,6 +106,8 @@ def regression_fit(model, data, ax=None, truth=None) -> Figure:
         ax.plot(grid[:, 0], truth(grid[:, 0]), color="grey", ls="--", lw=1, label="true curve")
     ax.plot(grid[:, 0], apply(model, data.preprocessor(grid))[:, 0], color="C2", lw=2, label="model")
     ax.set_ylim(-2, 2)
+    ax.set_xlabel("x")
+    ax.set_ylabel("y")
     ax.legend(frameon=False, fontsize=8)
     ax.set_title("the fitted curve")
     return fig
