@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 KERNEL := mlkit
 
-.PHONY: lab test env bench clean
+.PHONY: lab test env browser bench clean
 
 env: $(VENV)/.installed
 
@@ -20,8 +20,15 @@ $(VENV)/.installed: pyproject.toml
 lab: env
 	$(VENV)/bin/jupyter lab notebooks/
 
-# pytest for the package, nbval for every notebook, in one run.
-test: env
+# Debian's Chromium for the browser test (tests/test_browser.py): installed when missing and we are root,
+# as in CI; otherwise that one test skips (under CI=true it fails) and says how to enable it.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || \
+	  echo "Chromium is not installed, so the browser test will be skipped. To run it: sudo apt-get install chromium"
+
+# pytest for the package, nbval for every notebook, in one run (the browser test included).
+test: env browser
 	$(PY) -m pytest tests notebooks --nbval-lax --nbval-kernel-name $(KERNEL) --durations=5
 
 bench: env

@@ -55,6 +55,12 @@ def _bench(args) -> int:
     return benchmarks.run(quick=args.quick, out=args.out)
 
 
+def _doctor(args) -> int:
+    from mlkit import doctor
+
+    return doctor.main()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m mlkit", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -85,6 +91,10 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--quick", action="store_true", help="a few seconds: proves it works, numbers are rough")
     bench.add_argument("--out", default="results/bench.json", help="where to write the JSON results")
     bench.set_defaults(run=_bench)
+
+    doctor = commands.add_parser("doctor", help="check this set-up (JupyterLab widgets, kernel, JAX, data) and "
+                                                "say what to fix")
+    doctor.set_defaults(run=_doctor)
     return parser
 
 

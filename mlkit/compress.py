@@ -58,7 +58,7 @@ def quantize(model: nnx.Module, data: Dataset, dtype: str = "int8") -> Predictor
     """
     layers, activation = dense_layers(model, data.preprocessor)
     if dtype == "int8":
-        layers = [_int8(layer) for layer in layers]
+        layers = [int8_layer(layer) for layer in layers]
     elif dtype in ("bfloat16", "bf16"):
         layers = [{k: v.astype(jnp.bfloat16) for k, v in layer.items()} for layer in layers]
     else:
@@ -226,7 +226,7 @@ def _fold_input(layers: list[Layer], preprocessor: Preprocessor) -> list[Layer]:
     return [{"w": w / scale[:, None], "b": b - (mean / scale) @ w}, *layers[1:]]
 
 
-def _int8(layer: Layer) -> Layer:
+def int8_layer(layer: Layer) -> Layer:
     """Symmetric int8 with one scale per output column: w ≈ q * scale, q in [-127, 127]."""
     w = layer["w"].astype(np.float64)
     scale = np.abs(w).max(axis=0) / 127.0

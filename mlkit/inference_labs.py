@@ -97,9 +97,7 @@ def confidence_lab(model: nnx.Module, data: Dataset, **kwargs) -> LessonExplorer
         ax.plot(thresholds, curve[:, 0], label="answered")
         ax.plot(thresholds, curve[:, 1], label="right when answered")
         ax.axvline(ex.values["threshold"], color="crimson", ls="--", lw=1)
-        ax.set_ylim(0, 1.02)
-        ax.set_xlabel("confidence threshold")
-        ax.set_title("coverage vs accuracy (test set)")
+        ax.set(ylim=(0, 1.02), xlabel="confidence threshold", title="coverage vs accuracy (test set)")
         ax.legend(frameon=False, fontsize=8, loc="lower left")
 
     def describe(ex: LessonExplorer) -> str:
@@ -150,24 +148,20 @@ def latency_lab(predictor: Predictor, x: np.ndarray, *, repeats: int = 30, **kwa
     def latency_panel(ex: LessonExplorer, ax) -> None:
         for timing, style in zip(TIMINGS, ("o-", "s--")):
             ts = points(timing)
-            if ts:
-                ax.loglog([t.items for t in ts], [t.p50 * 1e6 for t in ts], style, ms=4, label=f"p50, {timing}")
-                ax.loglog([t.items for t in ts], [t.p99 * 1e6 for t in ts], style, ms=2, alpha=0.4, label="p99")
+            for q, ms, alpha in (("p50", 4, 1.0), ("p99", 2, 0.4)):
+                if ts:
+                    ax.loglog([t.items for t in ts], [getattr(t, q) * 1e6 for t in ts], style, ms=ms, alpha=alpha,
+                              label=f"{q} · {timing}")
         ax.plot(ex.result.items, ex.result.p50 * 1e6, "ko", ms=8, fillstyle="none")
-        ax.set_xlabel("batch size")
-        ax.set_ylabel("µs per call")
-        ax.set_title("latency: one call, whole batch")
+        ax.set(xlabel="batch size", ylabel="µs per call", title="latency: one call, whole batch")
         ax.legend(frameon=False, fontsize=7)
 
     def throughput_panel(ex: LessonExplorer, ax) -> None:
         for timing, style in zip(TIMINGS, ("o-", "s--")):
-            ts = points(timing)
-            if ts:
+            if ts := points(timing):
                 ax.loglog([t.items for t in ts], [t.throughput for t in ts], style, ms=4, label=timing)
         ax.plot(ex.result.items, ex.result.throughput, "ko", ms=8, fillstyle="none")
-        ax.set_xlabel("batch size")
-        ax.set_ylabel("digits per second")
-        ax.set_title("throughput")
+        ax.set(xlabel="batch size", ylabel="digits per second", title="throughput")
         ax.legend(frameon=False, fontsize=7)
 
     def describe(ex: LessonExplorer) -> str:
@@ -193,7 +187,7 @@ def lean(model: nnx.Module, data: Dataset, precision: str = "float32", sparsity:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}.")
     layers = compress.prune(model, data, sparsity).params["layers"]
     if precision == "int8":
-        layers = [compress._int8(layer) for layer in layers]
+        layers = [compress.int8_layer(layer) for layer in layers]
     elif precision == "bfloat16":
         layers = [{k: v.astype(jnp.bfloat16) for k, v in layer.items()} for layer in layers]
     return compress.layers_predictor(layers, compress.dense_layers(model)[1], data)
@@ -213,7 +207,7 @@ def lean_lab(model: nnx.Module, data: Dataset, *, split: str = "test", **kwargs)
             row = compress.measure({"x": predictor}, evaluated, name=split, repeats=10).rows[0]
             agree = float(np.mean(predictor.predict_proba(evaluated.raw_x).argmax(1) == base_labels))
             measured[key] = {"row": row, "agree": agree}
-        return measured[key] | {"base": measured.get(("float32", 0.0), {}).get("row")}
+        return measured[key]
 
     def accuracy_panel(ex: LessonExplorer, ax) -> None:
         for precision, marker in zip(PRECISIONS, "os^"):
@@ -222,11 +216,8 @@ def lean_lab(model: nnx.Module, data: Dataset, *, split: str = "test", **kwargs)
                 ax.plot([k[1] for k in keys], [measured[k]["row"].accuracy for k in keys], marker + "-", ms=4,
                         label=precision)
         ax.plot(ex.values["sparsity"], ex.result["row"].accuracy, "ko", ms=9, fillstyle="none")
-        ax.set_xlim(-0.03, 1.0)
-        ax.set_ylim(0, 1.02)
-        ax.set_xlabel("sparsity (fraction of weights set to zero)")
-        ax.set_ylabel(f"{split} accuracy")
-        ax.set_title("quality")
+        ax.set(xlim=(-0.03, 1.0), ylim=(0, 1.02), xlabel="sparsity (fraction of weights set to zero)",
+               ylabel=f"{split} accuracy", title="quality")
         ax.legend(frameon=False, fontsize=8, loc="lower left")
 
     def size_panel(ex: LessonExplorer, ax) -> None:
@@ -234,8 +225,7 @@ def lean_lab(model: nnx.Module, data: Dataset, *, split: str = "test", **kwargs)
         names = ["float32\n(folded)", "this,\nstored dense", "this,\nstored sparse"]
         ax.bar(names, [baseline.nbytes / 1e3, row.nbytes / 1e3, row.sparse_nbytes / 1e3],
                color=["grey", "steelblue", "seagreen"])
-        ax.set_ylabel("kB")
-        ax.set_title("size")
+        ax.set(ylabel="kB", title="size")
 
     def describe(ex: LessonExplorer) -> str:
         row, v = ex.result["row"], ex.values
@@ -243,7 +233,8 @@ def lean_lab(model: nnx.Module, data: Dataset, *, split: str = "test", **kwargs)
                 f"({row.nbytes / baseline.nbytes:.0%} of float32), {row.sparse_nbytes:,} stored sparse · "
                 f"{split} acc {row.accuracy:.1%} · agrees with float32 on {ex.result['agree']:.1%}")
 
-    controls = {"precision": dropdown("precision", PRECISIONS), "sparsity": float_slider("sparsity", 0.0, 0.0, 0.95, 0.05)}
+    controls = {"precision": dropdown("precision", PRECISIONS),
+                "sparsity": float_slider("sparsity", 0.0, 0.0, 0.95, 0.05)}
     kwargs.setdefault("title", "Lean models: bits and zeros against accuracy")
     kwargs.setdefault("figsize", (9, 3.3))
     return LessonExplorer(compute, controls, (accuracy_panel, size_panel), describe=describe, **kwargs)
@@ -287,18 +278,18 @@ def drift_lab(model: nnx.Module, data: Dataset, *, seed: int = 0, **kwargs) -> T
             return
         s = scores(dashboard)
         where = np.arange(2)
-        ax.bar(where - 0.2, [s["frozen original"], s["frozen shifted"]], 0.4, label="frozen", color="grey")
-        ax.bar(where + 0.2, [s["tuned original"], s["tuned shifted"]], 0.4, label="fine-tuned", color="C2")
+        for offset, (name, colour) in zip((-0.2, 0.2), (("frozen", "grey"), ("tuned", "C2"))):
+            bars = ax.bar(where + offset, [s[f"{name} original"], s[f"{name} shifted"]], 0.4, color=colour,
+                          label="fine-tuned" if name == "tuned" else name)
+            ax.bar_label(bars, fmt="{:.0%}", fontsize=8)
         ax.set_xticks(where, ["original digits", f"{dashboard.values['kind']} {dashboard.values['severity']:g}"])
-        ax.set_ylim(0, 1)
-        ax.set_ylabel("test accuracy")
-        ax.set_title("before and after fine-tuning")
-        ax.legend(frameon=False, fontsize=8, loc="lower left")
+        ax.set(ylim=(0, 1.15), ylabel="test accuracy", title="before and after fine-tuning")
+        ax.legend(frameon=False, fontsize=8, loc="upper center", ncol=2)
 
     def describe(dashboard: TrainingDashboard) -> str:
         s, v = scores(dashboard), dashboard.values
-        drop = s["frozen original"] - s["frozen shifted"]
-        recovered = f" (recovers {(s['tuned shifted'] - s['frozen shifted']) / drop:.0%} of the drop)" if drop > 0 else ""
+        drop, gain = s["frozen original"] - s["frozen shifted"], s["tuned shifted"] - s["frozen shifted"]
+        recovered = f" (recovers {gain / drop:.0%} of the drop)" if drop > 0 else ""
         return (f"{v['kind']} {v['severity']:g}, {v['train_size']} labelled: shifted test {s['frozen shifted']:.1%} "
                 f"frozen → {s['tuned shifted']:.1%} fine-tuned{recovered} · original test "
                 f"{s['frozen original']:.1%} → {s['tuned original']:.1%}")

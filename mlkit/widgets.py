@@ -71,6 +71,7 @@ class Explorer:
         self.status = widgets.HTML(layout=widgets.Layout(width="310px"))
         self.title = widgets.HTML(f"<b>{html.escape(title)}</b>") if title else None
         self.redraws = 0
+        self._status_text = ""
         for control in self.controls.values():
             control.observe(self.on_change, names="value")
 
@@ -105,7 +106,13 @@ class Explorer:
             self.figure.canvas.draw()
         self.redraws += 1
 
+    @property
+    def status_text(self) -> str:
+        """The status line as plain text (what the learner reads)."""
+        return self._status_text
+
     def show_status(self, text: str, error: bool = False) -> None:
+        self._status_text = text
         colour = "crimson" if error else "inherit"
         self.status.value = f"<span style='color:{colour};font-family:monospace'>{html.escape(text)}</span>"
 
