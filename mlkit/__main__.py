@@ -1,4 +1,4 @@
-"""The command line: ``python -m mlkit train | predict | bench``. Thin: the library does the work."""
+"""The command line: ``python -m mlkit train | predict | bench | doctor``. Thin: the library does the work."""
 
 from __future__ import annotations
 

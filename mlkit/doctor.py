@@ -53,8 +53,9 @@ def nvidia_gpu_present() -> bool:
 def check_jax() -> Check:
     import jax
 
-    platforms = sorted({d.platform for d in jax.devices()})
-    detail = f"jax {jax.__version__}, jaxlib {_version('jaxlib')}, devices: {len(jax.devices())} x {'/'.join(platforms)}"
+    devices = jax.devices()
+    platforms = sorted({d.platform for d in devices})
+    detail = f"jax {jax.__version__}, jaxlib {_version('jaxlib')}, devices: {len(devices)} x {'/'.join(platforms)}"
     if nvidia_gpu_present() and "gpu" not in platforms and "cuda" not in platforms:
         return Check("jax", False, detail + "; this machine has an NVIDIA GPU that JAX does not use",
                      "install JAX's CUDA build into this environment: pip install -e '.[cuda]'")

@@ -22,7 +22,7 @@ from mlkit.data import Dataset, Preprocessor, Split, with_train_size
 from mlkit.explorers import LessonExplorer
 from mlkit.infer import Predictor, freeze
 from mlkit.train import TrainConfig, evaluate
-from mlkit.widgets import TrainingDashboard, dropdown, float_slider, int_slider, loss_panel
+from mlkit.widgets import TrainingDashboard, choice_slider, dropdown, float_slider, int_slider, loss_panel
 
 UNSURE = "unsure"
 
@@ -121,13 +121,6 @@ def confidence_lab(model: nnx.Module, data: Dataset, **kwargs) -> LessonExplorer
 
 BATCHES = tuple(2 ** i for i in range(11))  # 1 ... 1024
 TIMINGS = ("compiled function", "predict_proba (end to end)")
-
-
-def choice_slider(description: str, options: Sequence, value=None) -> ipywidgets.SelectionSlider:
-    """A slider over a fixed list of values (batch sizes), reporting on release."""
-    return ipywidgets.SelectionSlider(options=list(options), value=options[0] if value is None else value,
-                                      description=description, continuous_update=False,
-                                      style={"description_width": "110px"}, layout=ipywidgets.Layout(width="310px"))
 
 
 def latency_lab(predictor: Predictor, x: np.ndarray, *, repeats: int = 30, **kwargs) -> LessonExplorer:

@@ -26,8 +26,8 @@ from mlkit.data import Dataset
 from mlkit.train import History, TrainConfig, fit
 
 Panel = Callable[["Explorer", object], None]  # panel(dashboard, axes) draws one subplot
-_STYLE = {"description_width": "110px"}
-_LAYOUT = widgets.Layout(width="310px")
+_STYLE = {"description_width": "130px"}  # fits "training examples"
+_LAYOUT = widgets.Layout(width="330px")
 
 
 def log_slider(description: str, value: float, low: float, high: float) -> widgets.FloatLogSlider:
@@ -45,6 +45,13 @@ def int_slider(description: str, value: int, low: int, high: int, step: int = 1)
 def float_slider(description: str, value: float, low: float, high: float, step: float) -> widgets.FloatSlider:
     return widgets.FloatSlider(value=value, min=low, max=high, step=step, description=description,
                                continuous_update=False, style=_STYLE, layout=_LAYOUT)
+
+
+def choice_slider(description: str, options: Sequence, value=None) -> widgets.SelectionSlider:
+    """A slider over a fixed list of values (batch sizes), reporting on release."""
+    return widgets.SelectionSlider(options=list(options), value=options[0] if value is None else value,
+                                   description=description, continuous_update=False, style=_STYLE,
+                                   layout=_LAYOUT)
 
 
 def dropdown(description: str, options: Sequence, value=None) -> widgets.Dropdown:
@@ -67,8 +74,11 @@ class Explorer:
         self.render = render  # False: draw the figure but skip the PNG (headless runs)
         self.figure = Figure(figsize=figsize or (4.3 * len(self.panels), 3.3), layout="constrained")
         self.axes = list(self.figure.subplots(1, len(self.panels), squeeze=False)[0])
-        self.image = widgets.Image(format="png", layout=widgets.Layout(max_width="100%"))
-        self.status = widgets.HTML(layout=widgets.Layout(width="310px"))
+        # Shrinks to the space beside the controls (min_width 0) and keeps its aspect ratio (height auto,
+        # align_self: not stretched to the height of the controls).
+        self.image = widgets.Image(format="png", layout=widgets.Layout(max_width="100%", min_width="0",
+                                                                       height="auto", align_self="flex-start"))
+        self.status = widgets.HTML(layout=widgets.Layout(width="330px"))
         self.title = widgets.HTML(f"<b>{html.escape(title)}</b>") if title else None
         self.redraws = 0
         self._status_text = ""
@@ -114,14 +124,16 @@ class Explorer:
     def show_status(self, text: str, error: bool = False) -> None:
         self._status_text = text
         colour = "crimson" if error else "inherit"
-        self.status.value = f"<span style='color:{colour};font-family:monospace'>{html.escape(text)}</span>"
+        self.status.value = (f"<div style='color:{colour};font-family:monospace;line-height:1.4'>"
+                             f"{html.escape(text)}</div>")
 
     def sidebar(self) -> list[widgets.Widget]:
         return [w for w in (self.title, *self.controls.values()) if w is not None] + [self.status]
 
     @property
     def widget(self) -> widgets.Widget:
-        return widgets.HBox([widgets.VBox(self.sidebar(), layout=widgets.Layout(min_width="320px")), self.image])
+        return widgets.HBox([widgets.VBox(self.sidebar(), layout=widgets.Layout(min_width="340px", flex="0 0 auto")),
+                             self.image])
 
     def _ipython_display_(self):
         if not self.redraws:
@@ -214,15 +226,14 @@ class TrainingDashboard(Explorer):
             fields = {f.name for f in dataclasses.fields(TrainConfig)}
             config = self.config.replace(**{k: v for k, v in values.items() if k in fields})
             self.history = fit(self.model, self.data, config, callbacks=[self._after_epoch])
+            self.redraw()  # the final figure and status, before the controls come back
+            self.show_status(self.describe(self) or self._progress(self.history, config.epochs, final=True),
+                             error=self.history.status == "diverged")
         except ValueError as e:
             self.show_status(f"error: {e}", error=True)
-            return self.history
         finally:
             self._stop = False  # a Stop pressed before or during this run applied to this run only
             self._busy(False)
-        self.redraw()
-        self.show_status(self.describe(self) or self._progress(self.history, config.epochs, final=True),
-                         error=self.history.status == "diverged")
         return self.history
 
     def _dataset(self, values: dict) -> Dataset:
@@ -251,7 +262,9 @@ class TrainingDashboard(Explorer):
         if not math.isnan(history.val_acc[-1]):
             text += f" · val acc {history.val_acc[-1]:.1%}"
         text += f" · {time.perf_counter() - self._started:.1f} s"
-        if final and history.status != "completed":
+        if final and history.status == "stopped":
+            text += f" · stopped by you after epoch {history.epochs}"
+        elif final and history.status != "completed":
             text += f" · {history.status}: {history.message}"
         return text
 

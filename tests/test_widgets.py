@@ -49,9 +49,9 @@ def test_controls_are_disabled_while_training(digits_dashboard):
         digits_dashboard.set_value("epochs", 6)
     finally:
         digits_dashboard.panels[1] = widgets.accuracy_panel
-    assert (True, True, False) in seen  # mid-run: busy, controls off, Stop on
-    assert seen[-1] == (False, False, True)  # after the run: everything back
-    assert not digits_dashboard.controls["epochs"].disabled
+    assert set(seen) == {(True, True, False)}  # every draw, the final one included: busy, controls off, Stop on
+    assert not digits_dashboard.training and not digits_dashboard.controls["epochs"].disabled  # after: back
+    assert digits_dashboard.stop_button.disabled
 
 
 def test_stop_button_keeps_finished_epochs(digits_dashboard):
@@ -60,7 +60,7 @@ def test_stop_button_keeps_finished_epochs(digits_dashboard):
     digits_dashboard.wait()
     history = digits_dashboard.history
     assert history.status == "stopped" and 1 <= history.epochs < 50
-    assert "stopped" in digits_dashboard.status.value
+    assert f"stopped by you after epoch {history.epochs}" in digits_dashboard.status_text
     assert not digits_dashboard.training and not digits_dashboard.controls["epochs"].disabled
 
 
