@@ -287,7 +287,7 @@ def _torch_rows(data, trained: mlkit.MLP, epochs: int, repeats: int) -> tuple[li
 
     module, batches = net(_model()), _epochs(data, 32, epochs)
     optimizer, loss_fn = torch.optim.Adam(module.parameters(), lr=LR), torch.nn.CrossEntropyLoss()
-    batches = [[(torch.from_numpy(np.asarray(b["image"])), torch.from_numpy(np.asarray(b["label"])).long())
+    batches = [[(torch.tensor(np.asarray(b["image"])), torch.tensor(np.asarray(b["label"])).long())
                 for b in epoch] for epoch in batches]
     seconds = []
     for epoch in batches:
@@ -334,7 +334,8 @@ def _onnx_rows(data, trained: mlkit.MLP, repeats: int) -> list[dict]:
     nodes.append(helper.make_node("Softmax", [h], ["p"], axis=1))
     graph = helper.make_graph(nodes, "mlp", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 64])],
                               [helper.make_tensor_value_info("p", TensorProto.FLOAT, [None, 10])], inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    # IR version 8 (ONNX 1.10+) with opset 13: old enough for any onnxruntime a user is likely to have.
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=8)
     onnx.checker.check_model(model)
     session = onnxruntime.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
     return _peer_infer("peer: ONNX Runtime", lambda x: session.run(["p"], {"x": x})[0], trained, data, repeats)
