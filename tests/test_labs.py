@@ -15,11 +15,11 @@ def test_playground_redraws_the_boundary_for_a_new_data_set():
     play.set_value("epochs", 10)
     assert play.data.name == "moons" and play.history.epochs == 10
     before = png(play)
-    levels_before = play.axes[0].collections[0].get_array()
+    points_before = play.axes[0].collections[-1].get_offsets().copy()  # the scattered training points
     play.set_value("dataset", "circles")
     assert play.data.name == "circles" and play.axes[0].get_title() == "decision boundary"
-    assert png(play) != before and "epoch 10/10" in play.status.value
-    assert levels_before is not None
+    assert not np.array_equal(play.axes[0].collections[-1].get_offsets(), points_before)
+    assert png(play) != before and "epoch 10/10" in play.status_text
 
 
 def test_digits_lab_learning_rate_and_width(digits):
