@@ -55,6 +55,7 @@ class Predictor:
         self.params = params
         self._label_array = np.asarray(self.labels)
         self._executables: dict[int, Callable] = {}
+        self._compiles = 0
 
     @property
     def nbytes(self) -> int | None:
@@ -71,8 +72,8 @@ class Predictor:
 
     @property
     def compiles(self) -> int:
-        """How many batch-size buckets have been compiled so far."""
-        return len(self._executables)
+        """How many times this predictor has compiled (once per batch-size bucket it has met)."""
+        return self._compiles
 
     def predict(self, x) -> np.ndarray:
         """Readable labels (classification) or predicted values (regression), one per row of ``x``."""
@@ -128,6 +129,7 @@ class Predictor:
         if batch not in self._executables:
             spec = jax.ShapeDtypeStruct((batch, self.num_features), jnp.float32)
             self._executables[batch] = jax.jit(self.fn).lower(spec).compile()
+            self._compiles += 1
         return self._executables[batch]
 
 

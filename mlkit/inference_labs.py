@@ -97,7 +97,8 @@ def confidence_lab(model: nnx.Module, data: Dataset, **kwargs) -> LessonExplorer
         ax.plot(thresholds, curve[:, 0], label="answered")
         ax.plot(thresholds, curve[:, 1], label="right when answered")
         ax.axvline(ex.values["threshold"], color="crimson", ls="--", lw=1)
-        ax.set(ylim=(0, 1.02), xlabel="confidence threshold", title="coverage vs accuracy (test set)")
+        ax.set(ylim=(0, 1.02), xlabel="confidence threshold", ylabel="fraction of test digits",
+               title="coverage vs accuracy (test set)")
         ax.legend(frameon=False, fontsize=8, loc="lower left")
 
     def describe(ex: LessonExplorer) -> str:
@@ -251,7 +252,11 @@ def finetune_data(data: Dataset, kind: str, severity: float, n: int, *, seed: in
 
 
 def drift_lab(model: nnx.Module, data: Dataset, *, seed: int = 0, **kwargs) -> TrainingDashboard:
-    """Lesson 11: shift the digits, then fine-tune a copy of the trained ``model`` on a few labelled new ones."""
+    """Lesson 11: shift the digits, then fine-tune a copy of the trained ``model`` on a few labelled new ones.
+
+    After each run ``result`` holds the four test accuracies the bars show ("frozen original", "frozen shifted",
+    "tuned original", "tuned shifted").
+    """
     frozen = freeze(model, data)
     original = accuracy(frozen, data.test)
     controls = {
@@ -281,6 +286,7 @@ def drift_lab(model: nnx.Module, data: Dataset, *, seed: int = 0, **kwargs) -> T
 
     def describe(dashboard: TrainingDashboard) -> str:
         s, v = scores(dashboard), dashboard.values
+        dashboard.result = s  # the finished run's four accuracies, for code to read (the bars show them)
         drop, gain = s["frozen original"] - s["frozen shifted"], s["tuned shifted"] - s["frozen shifted"]
         recovered = f" (recovers {gain / drop:.0%} of the drop)" if drop > 0 else ""
         return (f"{v['kind']} {v['severity']:g}, {v['train_size']} labelled: shifted test {s['frozen shifted']:.1%} "

@@ -1,7 +1,9 @@
 import json
+import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -52,14 +54,15 @@ def test_round_trip_in_a_fresh_process_that_never_imports_the_model(saved, predi
     np.testing.assert_allclose(np.load(tmp_path / "probs.npy"), predictor.predict_proba(digits.test.raw_x), atol=1e-6)
 
 
-def test_metadata_describes_the_function(saved, predictor, digits):
+def test_metadata_describes_the_function(saved, predictor, trained, digits):
     meta = artifact.read_metadata(saved)
     assert meta["input"] == {"shape": ["b", 64], "dtype": "float32"}
     assert meta["output"]["shape"] == ["b", 10]
     assert meta["labels"] == list(range(10)) and meta["task"] == "classification"
     assert meta["versions"]["jax"] and meta["versions"]["mlkit"] == mlkit.__version__
     np.testing.assert_array_equal(meta["preprocessor"]["mean"], digits.preprocessor.mean)
-    assert meta["param_bytes"] == predictor.nbytes
+    # float32 weights and biases plus the pre-processing's mean and scale
+    assert meta["param_bytes"] == 4 * (mlkit.count_params(trained) + 2 * digits.num_features)
     assert sorted(p.name for p in saved.iterdir()) == [artifact.PAYLOAD, artifact.METADATA]
 
 
@@ -72,8 +75,8 @@ def test_loaded_artifact_keeps_validation_and_does_not_recompile_for_odd_batches
     sizes = rng.integers(1, 300, size=25)
     for n in sizes:
         assert loaded.predict(digits.test.raw_x[rng.integers(0, len(digits.test), n)]).shape == (n,)
-    assert set(loaded._executables) == {next(b for b in loaded.buckets if b >= n) for n in sizes}
-    assert loaded.compiles <= len(loaded.buckets)
+    expected = {next(b for b in loaded.buckets if b >= n) for n in sizes}
+    assert set(loaded._executables) == expected and loaded.compiles == len(expected)
 
 
 def test_string_labels_and_regression_survive(trained, digits, tmp_path):
@@ -184,6 +187,23 @@ def test_a_crash_mid_save_leaves_the_old_artifact_intact(trained, digits, copy, 
     np.testing.assert_array_equal(mlkit.load_predictor(copy).predict(digits.test.raw_x[:20]), before)
     assert not (copy.parent / "fresh").exists()
     assert sorted(p.name for p in copy.parent.iterdir()) == ["copy"]  # no half-written staging directory left
+
+
+def test_a_crash_while_renaming_leaves_the_old_artifact_intact(trained, digits, copy, monkeypatch):
+    before = mlkit.load_predictor(copy).predict(digits.test.raw_x[:20])
+    real_replace = os.replace
+
+    def power_cut(src, dst):
+        if ".saving-" in Path(src).name:  # the moment the new artifact would take the old one's name
+            raise OSError("power cut")
+        real_replace(src, dst)
+
+    monkeypatch.setattr(artifact.os, "replace", power_cut)
+    with pytest.raises(OSError, match="power cut"):
+        mlkit.freeze(trained, digits, labels=[f"d{i}" for i in range(10)]).save(copy)
+    monkeypatch.undo()
+    np.testing.assert_array_equal(mlkit.load_predictor(copy).predict(digits.test.raw_x[:20]), before)
+    assert sorted(p.name for p in copy.parent.iterdir()) == ["copy"]
 
 
 def test_saving_over_an_artifact_replaces_it_but_never_a_foreign_directory(trained, digits, copy, tmp_path):

@@ -60,6 +60,9 @@ def test_stop_button_keeps_finished_epochs(digits_dashboard):
     digits_dashboard.wait()
     history = digits_dashboard.history
     assert history.status == "stopped" and 1 <= history.epochs < 50
+    # the model kept is the one of the last finished epoch
+    model_loss = mlkit.evaluate(digits_dashboard.model, digits_dashboard.data.val)[0]
+    assert model_loss == pytest.approx(history.val_loss[-1], rel=1e-5)
     assert f"stopped by you after epoch {history.epochs}" in digits_dashboard.status_text
     assert not digits_dashboard.training and not digits_dashboard.controls["epochs"].disabled
 
