@@ -32,7 +32,8 @@ def signature(args: tuple) -> tuple:
 
 def compiled(fn: Callable, static: tuple, *args) -> tuple[Callable, float]:
     """The executable of ``fn(*static, *args)`` for these argument shapes, and seconds spent compiling it now."""
-    key = (fn, static, signature(args))
+    # The mesh set with jax.set_mesh changes the program (mlkit.parallel.shard_batch reads it).
+    key = (fn, static, signature(args), jax.sharding.get_abstract_mesh())
     if key in _EXECUTABLES:
         return _EXECUTABLES[key], 0.0
     start = time.perf_counter()
