@@ -10,6 +10,7 @@ from mlkit.train import History, TrainConfig, apply, evaluate, fit, make_optimiz
 from mlkit.infer import Predictor, freeze
 from mlkit.artifact import load_predictor
 from mlkit.sweep import SweepResult, sweep
+from mlkit.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from mlkit.compiled import enable_persistent_cache
 
 enable_persistent_cache()
@@ -24,6 +25,7 @@ __all__ = [
     "MLP", "ConvNet", "LogisticRegression", "count_params",
     # training
     "History", "TrainConfig", "apply", "evaluate", "fit", "make_optimizer",
+    "Checkpoint", "load_checkpoint", "save_checkpoint",
     # inference
     "Predictor", "freeze", "load_predictor",
     # many runs at once

@@ -7,6 +7,7 @@ and what was expected, so a learner can fix the file rather than guess.
 from __future__ import annotations
 
 import csv
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -45,9 +46,9 @@ def read_table(path: Path, label: str | int | None = None) -> tuple[np.ndarray, 
 
 def _read_npz(path: Path) -> tuple[np.ndarray, np.ndarray]:
     try:
-        with np.load(path, allow_pickle=False) as f:
+        with open(path, "rb") as handle, np.load(handle, allow_pickle=False) as f:  # closed even on a bad file
             arrays = {key: f[key] for key in f.files}
-    except (OSError, EOFError, ValueError) as e:
+    except (OSError, EOFError, ValueError, zipfile.BadZipFile) as e:
         raise ValueError(f"{path} is not a readable .npz of numeric arrays 'x' and 'y' ({e}).") from e
     if not {"x", "y"} <= arrays.keys():
         raise ValueError(f"{path} holds arrays {sorted(arrays)}; expected 'x' (features) and 'y' (labels).")

@@ -123,8 +123,11 @@ def test_own_npz_and_foreign_npz(tmp_path):
         mlkit.load_dataset(pickled)
     garbage = tmp_path / "garbage.npz"
     garbage.write_bytes(b"this is not a zip file")
-    with pytest.raises(ValueError, match="not a readable .npz"):
-        mlkit.load_dataset(garbage)
+    truncated = tmp_path / "truncated.npz"
+    truncated.write_bytes(good.read_bytes()[:150])
+    for bad in (garbage, truncated):
+        with pytest.raises(ValueError, match="not a readable .npz"):
+            mlkit.load_dataset(bad)
 
 
 def test_batches_cover_every_example_once():
