@@ -92,26 +92,31 @@ def test_divergence_stops_and_keeps_last_finite_parameters(digits):
         np.testing.assert_array_equal(before, after)
 
 
-def test_divergence_in_a_later_epoch_keeps_the_epoch_before(digits, monkeypatch):
-    real_compiled = mlkit.train.compiled
-    calls = {"n": 0}
+def patch_epochs(monkeypatch, third_epoch):
+    """Make fit's compiled epoch call ``third_epoch(run, *args)`` instead of ``run(*args)`` on its third call."""
+    real_compiled, calls = mlkit.train.compiled, {"n": 0}
 
-    def blowing_up(fn, static, *args):
+    def patched(fn, static, *args):
         run, seconds = real_compiled(fn, static, *args)
         if fn is not mlkit.train.train_epoch:
             return run, seconds
 
-        def third_epoch_goes_nan(*a):
+        def counted(*a):
             calls["n"] += 1
-            state, loss, acc = run(*a)
-            if calls["n"] == 3:  # what a too-large step does: every number becomes NaN
-                state = jax.tree.map(lambda v: v * np.nan if np.issubdtype(v.dtype, np.floating) else v, state)
-                loss = loss * np.nan
-            return state, loss, acc
-        return third_epoch_goes_nan, seconds
+            return third_epoch(run, *a) if calls["n"] == 3 else run(*a)
+        return counted, seconds
+
+    monkeypatch.setattr(mlkit.train, "compiled", patched)
+
+
+def test_divergence_in_a_later_epoch_keeps_the_epoch_before(digits, monkeypatch):
+    def goes_nan(run, *args):  # what a too-large step does: every number becomes NaN
+        state, loss, acc = run(*args)
+        state = jax.tree.map(lambda v: v * np.nan if np.issubdtype(v.dtype, np.floating) else v, state)
+        return state, loss * np.nan, acc
 
     model = small_model(digits)
-    monkeypatch.setattr(mlkit.train, "compiled", blowing_up)
+    patch_epochs(monkeypatch, goes_nan)
     history = mlkit.fit(model, digits, mlkit.TrainConfig(**{**QUICK, "epochs": 5}))
     monkeypatch.undo()
     assert history.status == "diverged" and history.epochs == 2
@@ -137,23 +142,11 @@ def test_interrupt_keeps_model_and_history_of_last_finished_epoch(digits):
 
 
 def test_interrupt_inside_an_epoch_keeps_the_previous_one(digits, monkeypatch):
+    def ctrl_c(run, *args):
+        raise KeyboardInterrupt
+
     model = small_model(digits)
-    real_compiled = mlkit.train.compiled
-    calls = {"n": 0}
-
-    def interrupting(fn, static, *args):
-        run, seconds = real_compiled(fn, static, *args)
-        if fn is not mlkit.train.train_epoch:
-            return run, seconds
-
-        def run_until_third(*a):
-            calls["n"] += 1
-            if calls["n"] == 3:
-                raise KeyboardInterrupt
-            return run(*a)
-        return run_until_third, seconds
-
-    monkeypatch.setattr(mlkit.train, "compiled", interrupting)
+    patch_epochs(monkeypatch, ctrl_c)
     history = mlkit.fit(model, digits, mlkit.TrainConfig(**{**QUICK, "epochs": 5}))
     assert history.status == "interrupted" and history.epochs == 2
     monkeypatch.undo()
