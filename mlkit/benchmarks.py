@@ -25,7 +25,7 @@ import optax
 from flax import nnx
 
 import mlkit
-from mlkit import bench
+from mlkit import bench, explorers
 from mlkit.train import eval_view
 
 HIDDEN, LR, SEED = (256, 256), 1e-3, 0
@@ -178,17 +178,11 @@ def train_rows(data, batch: int, epochs: int, eager_steps: int,
 
 
 def _numpy_forward(model: mlkit.MLP, preprocessor) -> Callable[[np.ndarray], np.ndarray]:
-    """The same network by hand in NumPy float32: pre-processing, ReLU layers, softmax."""
-    weights = [(np.asarray(layer.kernel[...]), np.asarray(layer.bias[...])) for layer in [*model.layers, model.head]]
-    mean, scale = np.asarray(preprocessor.mean, np.float32), np.asarray(preprocessor.scale, np.float32)
+    """The same network by hand in NumPy float32 (lesson 02's forward pass): pre-processing, ReLU layers, softmax."""
+    weights = explorers.model_params(model)
 
     def forward(x: np.ndarray) -> np.ndarray:
-        h = (np.asarray(x, np.float32) - mean) / scale
-        for w, b in weights[:-1]:
-            h = np.maximum(h @ w + b, 0)
-        z = h @ weights[-1][0] + weights[-1][1]
-        e = np.exp(z - z.max(axis=1, keepdims=True))
-        return e / e.sum(axis=1, keepdims=True)
+        return explorers.softmax(explorers.forward(weights, preprocessor(np.asarray(x, np.float32))))
     return forward
 
 

@@ -16,7 +16,6 @@ variants freely. :func:`report` puts size, accuracy and latency side by side.
 from __future__ import annotations
 
 import dataclasses
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -26,7 +25,8 @@ import numpy as np
 from flax import nnx
 
 from mlkit.data import Dataset, Preprocessor, Split
-from mlkit.infer import Predictor, freeze
+from mlkit import bench
+from mlkit.infer import Predictor, accuracy, freeze
 from mlkit.models import ACTIVATIONS, MLP, LogisticRegression
 
 Layer = dict  # {"w": (in, out) weights, "b": (out,) biases, optional "scale": (out,) int8 dequantisation scales}
@@ -163,10 +163,9 @@ def measure(predictors: Mapping[str, Predictor], split: Split, *, name: str = "t
             raise ValueError(f"{label!r} does not say which arrays it holds (params=None), so its size is unknown; "
                              f"measure predictors made by freeze or mlkit.compress, not loaded artifacts.")
         leaves = [np.asarray(leaf) for leaf in jax.tree.leaves(predictor.params)]
-        accuracy = float(np.mean(predictor.predict_proba(split.raw_x).argmax(-1) == split.y))
         rows.append(Row(label, sum(a.nbytes for a in leaves), sum(_csr_bytes(a) for a in leaves),
                         sum(int(np.count_nonzero(a)) for a in leaves), sum(a.size for a in leaves),
-                        accuracy, 0.0))
+                        accuracy(predictor, split), 0.0))
     times = _latencies(list(predictors.values()), split.raw_x[:1], repeats)
     return Report(tuple(dataclasses.replace(row, latency=t) for row, t in zip(rows, times)), name)
 
@@ -183,18 +182,12 @@ def latency(predictor: Predictor, x: np.ndarray, repeats: int = 100) -> float:
 
 
 def _latencies(predictors: Sequence[Predictor], x: np.ndarray, repeats: int) -> list[float]:
-    """Median call time of each predictor, timed in turns so a busy machine slows all of them alike."""
-    runs = [predictor.executable(len(x)) for predictor in predictors]
-    x = jax.device_put(np.asarray(x, np.float32))
-    for run in runs:
-        run(x).block_until_ready()
-    times = [[] for _ in runs]
-    for _ in range(repeats):
-        for run, seconds in zip(runs, times):
-            start = time.perf_counter()
-            run(x).block_until_ready()
-            seconds.append(time.perf_counter() - start)
-    return [float(np.median(seconds)) for seconds in times]
+    """Median call time of each predictor's compiled function, timed in turns (``bench.compare``)
+    so a busy machine slows all of them alike."""
+    runs = {str(i): predictor.executable(len(x)) for i, predictor in enumerate(predictors)}
+    rounds = max(repeats // 10, 1)
+    timings = bench.compare(runs, bench.on_device(np.asarray(x, np.float32)), rounds=rounds, calls=repeats // rounds)
+    return [timings[name].p50 for name in runs]
 
 
 def _layers64(model: nnx.Module) -> tuple[list[Layer], str]:

@@ -133,6 +133,11 @@ class Predictor:
         return self._executables[batch]
 
 
+def accuracy(predictor: Predictor, split) -> float:
+    """Fraction of ``split``'s raw inputs the predictor classifies as their class id ``y``."""
+    return float(np.mean(predictor.predict_proba(split.raw_x).argmax(1) == split.y))
+
+
 def freeze(model: nnx.Module, data: Dataset | None = None, *, preprocessor: Preprocessor | None = None,
            labels: Sequence | None = None) -> Predictor:
     """A :class:`Predictor` that applies ``data``'s pre-processing, the model in inference mode and softmax.

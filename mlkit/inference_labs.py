@@ -12,15 +12,14 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 
-import ipywidgets
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
 from mlkit import bench, compress, drift, plots
-from mlkit.data import Dataset, Preprocessor, Split, with_train_size
+from mlkit.data import Dataset, Preprocessor, with_train_size
 from mlkit.explorers import LessonExplorer
-from mlkit.infer import Predictor, freeze
+from mlkit.infer import Predictor, accuracy, freeze  # noqa: F401  (accuracy: the lessons import it from here)
 from mlkit.train import TrainConfig, evaluate
 from mlkit.widgets import TrainingDashboard, choice_slider, dropdown, float_slider, int_slider, loss_panel
 
@@ -50,11 +49,6 @@ def coverage(probs: np.ndarray, y: np.ndarray, threshold: float) -> tuple[float,
     answered = probs.max(1) >= threshold
     right = probs.argmax(1) == np.asarray(y)
     return float(answered.mean()), float(right[answered].mean()) if answered.any() else float("nan")
-
-
-def accuracy(predictor: Predictor, split: Split) -> float:
-    """Fraction of ``split``'s raw inputs the predictor classifies as their class id ``y``."""
-    return float(np.mean(predictor.predict_proba(split.raw_x).argmax(1) == split.y))
 
 
 # ---------------------------------------------------------------- 08 post-processing and pre-processing
