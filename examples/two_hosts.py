@@ -32,7 +32,7 @@ def worker(timeout_s: int, epochs: int = 3, batch_size: int = 64) -> dict:
     from flax import nnx
 
     import mlkit
-    from mlkit import parallel
+    from mlkit.train import parallel
 
     process, processes = parallel.initialize(timeout_s)
     mesh = parallel.data_mesh()  # jax.devices() now lists the devices of every process

@@ -1,45 +1,65 @@
 """mlkit: learn how a network is trained, then how it is used.
 
-The course in order: data → model → training → inference.
+The course in order, and the packages that hold it:
+
+- :mod:`mlkit.data`: data in, split, pre-processed (``load_dataset``)
+- :mod:`mlkit.models`: small flax.nnx models (``MLP``) and their inference-mode view
+- :mod:`mlkit.train`: training (``TrainConfig``, ``fit``, ``sweep``, checkpoints, ``parallel``)
+- :mod:`mlkit.infer`: inference (``freeze`` → ``Predictor``, ``save_predictor`` / ``load_predictor``,
+  ``compress``, ``drift``)
+- :mod:`mlkit.bench`: timing done right
+- :mod:`mlkit.lessons`: the notebooks' dashboards and figures (not imported here)
+
+Importing mlkit changes no global JAX setting.
 """
 
-import importlib.util
+import importlib.metadata
 
-from mlkit.data import Dataset, Preprocessor, Split, batches, load_dataset, make_dataset, with_train, with_train_size
-from mlkit.train import History, TrainConfig, apply, evaluate, fit, make_optimizer
-from mlkit.infer import Predictor, freeze
-from mlkit.artifact import load_predictor
-from mlkit.sweep import SweepResult, sweep
-from mlkit.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
-from mlkit.compiled import enable_persistent_cache
+from mlkit import bench, data, infer, models, train
+from mlkit.data import Dataset, Preprocessor, Split, load_dataset, make_dataset
+from mlkit.infer import Predictor, freeze, load_predictor, save_predictor
+from mlkit.models import MLP, ConvNet, LogisticRegression, count_params, eval_view
+from mlkit.train import (
+    Checkpoint,
+    History,
+    SweepResult,
+    TrainConfig,
+    evaluate,
+    fit,
+    load_checkpoint,
+    save_checkpoint,
+    sweep,
+)
 
-enable_persistent_cache()
-
-__version__ = "0.1.0"
+__version__ = importlib.metadata.version("mlkit")
 
 __all__ = [
-    # data
-    "Dataset", "Preprocessor", "Split", "batches", "load_dataset", "make_dataset", "with_train",
-    "with_train_size",
-    # models
-    "MLP", "ConvNet", "LogisticRegression", "count_params",
-    # training
-    "History", "TrainConfig", "apply", "evaluate", "fit", "make_optimizer",
-    "Checkpoint", "load_checkpoint", "save_checkpoint",
-    # inference
-    "Predictor", "freeze", "load_predictor",
-    # many runs at once
-    "SweepResult", "sweep",
+    "MLP",
+    "Checkpoint",
+    "ConvNet",
+    "Dataset",
+    "History",
+    "LogisticRegression",
+    "Predictor",
+    "Preprocessor",
+    "Split",
+    "SweepResult",
+    "TrainConfig",
+    "bench",
+    "count_params",
+    "data",
+    "eval_view",
+    "evaluate",
+    "fit",
+    "freeze",
+    "infer",
+    "load_checkpoint",
+    "load_dataset",
+    "load_predictor",
+    "make_dataset",
+    "models",
+    "save_checkpoint",
+    "save_predictor",
+    "sweep",
+    "train",
 ]
-
-# The model classes (and mlkit.compress, mlkit.drift, ...) load on first use (PEP 562), so a
-# serving process that only calls load_predictor never imports them: the artifact is enough.
-_LAZY = {"MLP": "models", "ConvNet": "models", "LogisticRegression": "models", "count_params": "models"}
-
-
-def __getattr__(name: str):
-    if name in _LAZY:
-        return getattr(importlib.import_module(f"mlkit.{_LAZY[name]}"), name)
-    if importlib.util.find_spec(f"mlkit.{name}") is not None:
-        return importlib.import_module(f"mlkit.{name}")
-    raise AttributeError(f"module 'mlkit' has no attribute {name!r}")

@@ -29,7 +29,7 @@ def _train(args) -> int:
     test_loss, test_acc = mlkit.evaluate(model, data.test, data.task)
     print(f"test loss {test_loss:.4f}" + (f", test accuracy {test_acc:.4f}" if data.task == "classification" else ""))
     if args.out:
-        mlkit.freeze(model, data).save(args.out)
+        mlkit.save_predictor(mlkit.freeze(model, data), args.out)
         print(f"saved the frozen predictor to {args.out}")
     return 0 if history.status in ("completed", "early_stopped") else 1
 
@@ -50,13 +50,14 @@ def _predict(args) -> int:
 
 
 def _bench(args) -> int:
-    from mlkit import benchmarks
+    from mlkit.lessons.timing import redraw_seconds  # the command line sits on top: it may time the lessons' UI
+    from mlkit.tools import benchmarks
 
-    return benchmarks.run(quick=args.quick, out=args.out)
+    return benchmarks.run(quick=args.quick, out=args.out, redraw=redraw_seconds)
 
 
 def _doctor(args) -> int:
-    from mlkit import doctor
+    from mlkit.tools import doctor
 
     return doctor.main()
 

@@ -113,6 +113,15 @@ class ConvNet(nnx.Module):
         return self.head(x)
 
 
+def eval_view(model: nnx.Module) -> nnx.Module:
+    """The same model in inference mode: dropout off, batch norm on its running statistics.
+
+    A view, not a copy and not a flag threaded through the code: training and
+    inference call the same ``__call__``.
+    """
+    return nnx.view(model, deterministic=True, use_running_average=True, raise_if_not_found=False)
+
+
 def count_params(model: nnx.Module) -> int:
     """Number of trainable numbers in the model (batch-norm statistics excluded)."""
     return sum(p.size for p in jax.tree.leaves(nnx.state(model, nnx.Param)))

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import mlkit
-from mlkit import artifact
+from mlkit.infer import artifact
 
 
 @pytest.fixture(scope="module")
@@ -20,7 +20,7 @@ def predictor(trained, digits):
 @pytest.fixture(scope="module")
 def saved(predictor, tmp_path_factory):
     path = tmp_path_factory.mktemp("artifacts") / "digits-mlp"
-    predictor.save(path)
+    mlkit.save_predictor(predictor, path)
     return path
 
 
@@ -31,20 +31,29 @@ def copy(saved, tmp_path):
 
 
 FRESH_PROCESS = """
-import sys
+import json, sys
+from pathlib import Path
+import jax
 import numpy as np
+
+# The artifact alone, read with jax and numpy: no mlkit, no flax, no model class.
+folder, x = Path(sys.argv[1]), np.load(sys.argv[2])
+labels = json.loads((folder / "metadata.json").read_text())["labels"]
+function = jax.export.deserialize(bytearray((folder / "function.jaxexport").read_bytes()))
+plain = np.asarray(function.call(x))
+assert "mlkit" not in sys.modules and "flax" not in sys.modules, "running the artifact needed mlkit or flax"
+
+# The same artifact through mlkit.load_predictor, as a deployed service would load it.
 from mlkit import load_predictor
 
-predictor = load_predictor(sys.argv[1])
-x = np.load(sys.argv[2])
+predictor = load_predictor(folder)
 np.save(sys.argv[3], predictor.predict_proba(x))
-labels = predictor.predict(x)
-assert "mlkit.models" not in sys.modules, "loading needed the model classes"
-print(" ".join(str(label) for label in labels))
+assert np.array_equal(plain.argmax(1), predictor.predict_proba(x).argmax(1))
+print(" ".join(str(labels[i]) for i in plain.argmax(1)))
 """
 
 
-def test_round_trip_in_a_fresh_process_that_never_imports_the_model(saved, predictor, digits, tmp_path):
+def test_round_trip_in_a_fresh_process_and_with_jax_alone(saved, predictor, digits, tmp_path):
     np.save(tmp_path / "x.npy", digits.test.raw_x)
     done = subprocess.run([sys.executable, "-c", FRESH_PROCESS, str(saved), str(tmp_path / "x.npy"),
                            str(tmp_path / "probs.npy")], capture_output=True, text=True, timeout=120)
@@ -82,14 +91,14 @@ def test_loaded_artifact_keeps_validation_and_does_not_recompile_for_odd_batches
 def test_string_labels_and_regression_survive(trained, digits, tmp_path):
     names = tuple(np.array([f"digit {i}" for i in range(10)]))  # numpy strings, as np.unique gives them
     named = mlkit.freeze(trained, digits, labels=names)
-    named.save(tmp_path / "named")
+    mlkit.save_predictor(named, tmp_path / "named")
     loaded = mlkit.load_predictor(tmp_path / "named")
     assert all(type(label) is str for label in loaded.labels)
     np.testing.assert_array_equal(loaded.predict(digits.test.raw_x), named.predict(digits.test.raw_x))
 
     w = np.array([[1.0], [2.0], [3.0]], np.float32)
     line = mlkit.Predictor(lambda x: x @ w, 3, task="regression")
-    line.save(tmp_path / "line")
+    mlkit.save_predictor(line, tmp_path / "line")
     back = mlkit.load_predictor(tmp_path / "line")
     assert back.task == "regression" and back.preprocessor is None
     np.testing.assert_allclose(back.predict(np.ones((5, 3))), 6.0)
@@ -97,7 +106,7 @@ def test_string_labels_and_regression_survive(trained, digits, tmp_path):
 
 def test_convnet_exports_with_a_symbolic_batch(digits, tmp_path):
     predictor = mlkit.freeze(mlkit.ConvNet((8, 8), 10, channels=(4, 8), seed=0), digits)
-    predictor.save(tmp_path / "conv")
+    mlkit.save_predictor(predictor, tmp_path / "conv")
     loaded = mlkit.load_predictor(tmp_path / "conv")
     x = digits.test.raw_x[:7]
     np.testing.assert_allclose(loaded.predict_proba(x), predictor.predict_proba(x), atol=1e-6)
@@ -142,7 +151,7 @@ def test_foreign_or_broken_metadata_is_refused(copy, metadata, message):
 
 
 def test_missing_path_and_plain_file_are_refused(tmp_path):
-    with pytest.raises(FileNotFoundError, match=r"No predictor artifact at .*nowhere.*predictor.save"):
+    with pytest.raises(FileNotFoundError, match=r"No predictor artifact at .*nowhere.*mlkit.save_predictor"):
         mlkit.load_predictor(tmp_path / "nowhere")
     (tmp_path / "model.pkl").write_bytes(b"\x80\x04")
     with pytest.raises(ValueError, match=r"model.pkl is a file, not a predictor artifact"):
@@ -151,7 +160,7 @@ def test_missing_path_and_plain_file_are_refused(tmp_path):
 
 @pytest.mark.parametrize("key, value, message", [
     ("serialization", 999, r"jax.export serialization version 999.*Re-export it.*python -m mlkit train .* --out"),
-    ("calling_convention", 999, r"calling convention 999.*predictor.save"),
+    ("calling_convention", 999, r"calling convention 999.*mlkit.save_predictor"),
 ])
 def test_artifact_from_an_incompatible_jax_says_how_to_re_export(copy, key, value, message):
     meta = json.loads((copy / artifact.METADATA).read_text())
@@ -183,7 +192,7 @@ def test_a_crash_mid_save_leaves_the_old_artifact_intact(trained, digits, copy, 
     renamed = mlkit.freeze(trained, digits, labels=[f"d{i}" for i in range(10)])
     for target in (copy, copy.parent / "fresh"):
         with pytest.raises(OSError, match="No space"):
-            renamed.save(target)
+            mlkit.save_predictor(renamed, target)
     np.testing.assert_array_equal(mlkit.load_predictor(copy).predict(digits.test.raw_x[:20]), before)
     assert not (copy.parent / "fresh").exists()
     assert sorted(p.name for p in copy.parent.iterdir()) == ["copy"]  # no half-written staging directory left
@@ -200,19 +209,19 @@ def test_a_crash_while_renaming_leaves_the_old_artifact_intact(trained, digits, 
 
     monkeypatch.setattr(artifact.os, "replace", power_cut)
     with pytest.raises(OSError, match="power cut"):
-        mlkit.freeze(trained, digits, labels=[f"d{i}" for i in range(10)]).save(copy)
+        mlkit.save_predictor(mlkit.freeze(trained, digits, labels=[f"d{i}" for i in range(10)]), copy)
     monkeypatch.undo()
     np.testing.assert_array_equal(mlkit.load_predictor(copy).predict(digits.test.raw_x[:20]), before)
     assert sorted(p.name for p in copy.parent.iterdir()) == ["copy"]
 
 
 def test_saving_over_an_artifact_replaces_it_but_never_a_foreign_directory(trained, digits, copy, tmp_path):
-    mlkit.freeze(trained, digits, labels=[f"d{i}" for i in range(10)]).save(copy)
+    mlkit.save_predictor(mlkit.freeze(trained, digits, labels=[f"d{i}" for i in range(10)]), copy)
     assert mlkit.load_predictor(copy).labels[0] == "d0"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["copy"]
     precious = tmp_path / "photos"
     precious.mkdir()
     (precious / "cat.jpg").write_bytes(b"meow")
     with pytest.raises(ValueError, match=r"Refusing to save over .*photos"):
-        mlkit.freeze(trained, digits).save(precious)
+        mlkit.save_predictor(mlkit.freeze(trained, digits), precious)
     assert (precious / "cat.jpg").read_bytes() == b"meow"

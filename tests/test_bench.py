@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 
 import mlkit
-from mlkit import bench, benchmarks
+from mlkit import bench
+from mlkit.lessons.timing import redraw_seconds
+from mlkit.tools import benchmarks
 
 TRAIN_METHODS = ("eager jax.value_and_grad loop", "nnx.jit step (flax tutorial)", "functional jax.jit step",
                  "mlkit.fit (scan epoch + validation)")
@@ -110,7 +112,7 @@ def test_table_aligns_columns_and_marks_missing_values():
 @pytest.fixture(scope="module")
 def quick(tmp_path_factory):
     out = tmp_path_factory.mktemp("bench") / "nested" / "bench.json"
-    assert benchmarks.run(quick=True, out=str(out)) == 0
+    assert benchmarks.run(quick=True, out=str(out), redraw=redraw_seconds) == 0
     return json.loads(out.read_text())
 
 

@@ -9,7 +9,7 @@ QUICK = dict(epochs=3, progress=False)
 
 def params(model):
     """Every array of the model's state (random-key arrays as their raw data)."""
-    state = mlkit.checkpoint._flat_state(model)[0].values()
+    state = mlkit.train.checkpoint._flat_state(model)[0].values()
     return [np.asarray(jax.random.key_data(a) if jax.dtypes.issubdtype(a.dtype, jax.dtypes.prng_key) else a)
             for a in state]
 
@@ -68,7 +68,7 @@ def test_a_crash_while_writing_keeps_the_previous_checkpoint(tmp_path, monkeypat
     def disk_full(*args, **kwargs):
         raise OSError("No space left on device")
 
-    monkeypatch.setattr(mlkit.checkpoint.np, "savez", disk_full)
+    monkeypatch.setattr(mlkit.train.checkpoint.np, "savez", disk_full)
     with pytest.raises(OSError, match="No space"):
         mlkit.save_checkpoint(path, mlkit.MLP(64, (8,), 10, seed=5))
     assert path.read_bytes() == saved and sorted(p.name for p in tmp_path.iterdir()) == ["c.npz"]

@@ -3,7 +3,7 @@ import pytest
 from flax import nnx
 
 import mlkit
-from mlkit import compress
+from mlkit.infer import compress
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +56,7 @@ def test_int8_is_a_quarter_of_the_size_and_as_accurate(variants, digits, tmp_pat
     int8, folded, original = variants["int8"], variants["folded"], variants["original"]
     assert all(w.dtype == np.int8 for w in weights(int8))
     assert int8.nbytes < 0.30 * folded.nbytes
-    int8.save(tmp_path / "int8")  # the saved function holds int8 constants too, not float32 copies
+    mlkit.save_predictor(int8, tmp_path / "int8")  # the saved function holds int8 constants too, not float32 copies
     assert (tmp_path / "int8" / "function.jaxexport").stat().st_size < 0.30 * folded.nbytes
     loaded = mlkit.load_predictor(tmp_path / "int8")
     np.testing.assert_array_equal(loaded.predict(digits.test.raw_x), int8.predict(digits.test.raw_x))

@@ -4,8 +4,7 @@ import numpy as np
 import pytest
 
 import mlkit
-from mlkit import data as data_module
-from mlkit import toys
+from mlkit.data import shipped, toys
 
 
 def test_digits_load_with_stratified_splits(digits):
@@ -36,17 +35,17 @@ def test_mnist5k_loads():
 
 
 def test_altered_data_file_is_refused(tmp_path, monkeypatch):
-    shutil.copy(data_module.DATASETS_DIR / "digits.npz", tmp_path / "digits.npz")
+    shutil.copy(shipped.SETS_DIR / "digits.npz", tmp_path / "digits.npz")
     with open(tmp_path / "digits.npz", "r+b") as f:
         f.seek(100)
         f.write(b"\x00\x01")
-    monkeypatch.setattr(data_module, "DATASETS_DIR", tmp_path)
-    with pytest.raises(ValueError, match="has been altered.*sha256.*git checkout"):
+    monkeypatch.setenv("MLKIT_DATASETS", str(tmp_path))
+    with pytest.raises(ValueError, match="has been altered.*sha256.*[Rr]einstall mlkit"):
         mlkit.load_dataset("digits")
 
 
 def test_missing_data_file_is_named(tmp_path, monkeypatch):
-    monkeypatch.setattr(data_module, "DATASETS_DIR", tmp_path)
+    monkeypatch.setenv("MLKIT_DATASETS", str(tmp_path))
     with pytest.raises(FileNotFoundError, match="missing.*digits.npz"):
         mlkit.load_dataset("digits")
 
@@ -132,23 +131,23 @@ def test_own_npz_and_foreign_npz(tmp_path):
 
 def test_batches_cover_every_example_once():
     x, y = np.arange(10)[:, None], np.arange(10)
-    seen = np.concatenate([yb for _, yb in mlkit.batches(x, y, 4, seed=1)])
-    assert sorted(seen) == list(range(10)) and len(list(mlkit.batches(x, y, 4))) == 3
+    seen = np.concatenate([yb for _, yb in mlkit.data.batches(x, y, 4, seed=1)])
+    assert sorted(seen) == list(range(10)) and len(list(mlkit.data.batches(x, y, 4))) == 3
 
 
 def test_with_train_size_is_exact_stratified_and_refits(digits):
-    small = mlkit.with_train_size(digits, 100, seed=0)
+    small = mlkit.data.with_train_size(digits, 100, seed=0)
     assert len(small.train) == 100 and np.all(np.bincount(small.train.y) == 10)
     assert small.val is not digits.val and np.array_equal(small.val.raw_x, digits.val.raw_x)
     np.testing.assert_allclose(small.preprocessor.mean, small.train.raw_x.mean(0), rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(small.val.x, small.preprocessor(small.val.raw_x), rtol=1e-6)
     with pytest.raises(ValueError, match="between 1 and"):
-        mlkit.with_train_size(digits, 0)
+        mlkit.data.with_train_size(digits, 0)
 
 
 def test_with_train_checks_the_feature_count(digits):
     with pytest.raises(ValueError, match="64 features"):
-        mlkit.with_train(digits, np.zeros((5, 63)), np.zeros(5))
+        mlkit.data.with_train(digits, np.zeros((5, 63)), np.zeros(5))
 
 
 def test_scale_floor_only_for_pixels():

@@ -2,7 +2,8 @@ import shutil
 
 import pytest
 
-from mlkit import data, doctor
+from mlkit.data import shipped
+from mlkit.tools import doctor
 from mlkit.__main__ import main
 
 
@@ -25,11 +26,11 @@ def test_command_prints_one_line_per_check(capsys, monkeypatch):
 
 @pytest.fixture
 def broken_data(tmp_path, monkeypatch):
-    for filename, _, _ in data.SHIPPED.values():
-        shutil.copy(data.DATASETS_DIR / filename, tmp_path / filename)
+    for filename, _, _ in shipped.SHIPPED.values():
+        shutil.copy(shipped.SETS_DIR / filename, tmp_path / filename)
     (tmp_path / "digits.npz").write_bytes((tmp_path / "digits.npz").read_bytes() + b"tampered")
     (tmp_path / "mnist5k.npz").unlink()
-    monkeypatch.setattr(data, "DATASETS_DIR", tmp_path)
+    monkeypatch.setenv("MLKIT_DATASETS", str(tmp_path))
     return tmp_path
 
 
@@ -37,7 +38,7 @@ def test_altered_and_missing_data_are_reported(broken_data, capsys):
     check = doctor.check_data()
     assert not check.ok
     assert "digits.npz has been altered" in check.detail and "mnist5k.npz is missing" in check.detail
-    assert "git checkout -- datasets/" in check.fix
+    assert "mlkit/data/sets" in check.fix
     assert doctor.main() == 1
     out = capsys.readouterr().out
     assert "PROBLEM  data" in out and out.rstrip().endswith("1 problem found")

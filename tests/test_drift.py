@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 import mlkit
-from mlkit import drift
+from mlkit.infer import drift
 
 SHAPE = (8, 8)
 

@@ -6,7 +6,7 @@ import pytest
 from flax import nnx
 
 import mlkit
-from mlkit import explorers
+from mlkit.lessons import byhand, explorers
 from mlkit.models import ACTIVATIONS
 
 
@@ -15,7 +15,7 @@ from mlkit.models import ACTIVATIONS
 @pytest.mark.parametrize("sizes", [[64, 10], [64, 32, 10], [2, 5, 7, 3], [784, 256, 256, 10]])
 def test_param_formula_matches_count_params(sizes):
     model = nnx.eval_shape(lambda: mlkit.MLP(sizes[0], sizes[1:-1], sizes[-1]))
-    assert explorers.mlp_params(sizes) == mlkit.count_params(model)
+    assert byhand.mlp_params(sizes) == mlkit.count_params(model)
 
 
 def _xla_flops(sizes, activation, batch):
@@ -32,44 +32,44 @@ def _xla_flops(sizes, activation, batch):
 def test_flop_formula_matches_xla(activation, sizes, batch):
     xla = _xla_flops(sizes, activation, batch)
     # XLA also counts the bias additions and the activations: a few per cent at these sizes.
-    assert xla == pytest.approx(explorers.mlp_flops(sizes, batch), rel=0.05)
+    assert xla == pytest.approx(byhand.mlp_flops(sizes, batch), rel=0.05)
     if activation == "linear":  # nothing but matrix products and bias additions
-        assert xla == pytest.approx(explorers.mlp_flops(sizes, batch, bias=True), rel=1e-3)
+        assert xla == pytest.approx(byhand.mlp_flops(sizes, batch, bias=True), rel=1e-3)
 
 
-@pytest.mark.parametrize("name", list(explorers.ACTIVATIONS))
+@pytest.mark.parametrize("name", list(byhand.ACTIVATIONS))
 def test_numpy_activations_match_jax(name):
     z = np.linspace(-30, 30, 121, dtype=np.float32)
-    np.testing.assert_allclose(explorers.ACTIVATIONS[name](z), ACTIVATIONS[name](z), atol=1e-6)
+    np.testing.assert_allclose(byhand.ACTIVATIONS[name](z), ACTIVATIONS[name](z), atol=1e-6)
 
 
 def test_numpy_forward_matches_the_flax_mlp(digits):
     model = mlkit.MLP(digits.num_features, (32, 16), digits.num_classes, activation="tanh", seed=1)
     x = digits.test.x[:5]
-    np.testing.assert_allclose(explorers.forward(explorers.model_params(model), x, "tanh"), model(x),
+    np.testing.assert_allclose(byhand.forward(byhand.model_params(model), x, "tanh"), model(x),
                                rtol=1e-5, atol=1e-5)
 
 
 def test_init_params_have_flax_default_scale():
-    (kernel, bias), = explorers.init_params([400, 300], seed=0)
+    (kernel, bias), = byhand.init_params([400, 300], seed=0)
     assert kernel.shape == (400, 300) and not bias.any()
     assert kernel.std() == pytest.approx(1 / np.sqrt(400), rel=0.02)
 
 
 def test_stable_cross_entropy_and_its_gradient():
     z = np.array([1000.0, 0.0, -1000.0])
-    assert explorers.cross_entropy(z, 0) == pytest.approx(0.0)
-    assert explorers.cross_entropy(z, 1) == pytest.approx(1000.0)
+    assert byhand.cross_entropy(z, 0) == pytest.approx(0.0)
+    assert byhand.cross_entropy(z, 1) == pytest.approx(1000.0)
     logits = np.array([0.3, -1.2, 2.0])
     for label in range(3):
         expected = optax.softmax_cross_entropy_with_integer_labels(jnp.asarray(logits), label)
-        assert explorers.cross_entropy(logits, label) == pytest.approx(float(expected), rel=1e-5)
+        assert byhand.cross_entropy(logits, label) == pytest.approx(float(expected), rel=1e-5)
         autodiff = jax.grad(lambda z: optax.softmax_cross_entropy_with_integer_labels(z, label))(jnp.asarray(logits))
-        np.testing.assert_allclose(explorers.cross_entropy_grad(logits, label), autodiff, atol=1e-6)
+        np.testing.assert_allclose(byhand.cross_entropy_grad(logits, label), autodiff, atol=1e-6)
 
 
 def test_valley_gradient_matches_jax_grad():
-    valley = explorers.Valley(7.0)
+    valley = byhand.Valley(7.0)
     p = np.array([1.5, -0.5], np.float32)
     np.testing.assert_allclose(valley.grad(p), jax.grad(valley.value)(jnp.asarray(p)), rtol=1e-6)
     assert valley.largest_stable_lr == pytest.approx(2 / 7)
@@ -78,9 +78,9 @@ def test_valley_gradient_matches_jax_grad():
 @pytest.mark.parametrize("lr,expected", [(0.002, "too slow"), (0.1, "converged"), (0.1995, "oscillated"),
                                          (0.3, "diverged"), (1.0, "diverged")])
 def test_learning_rate_sets_the_behaviour(lr, expected):
-    valley = explorers.Valley(10.0)
-    path = explorers.gradient_descent(valley.grad, (-4.5, 1.5), lr, 100)
-    assert explorers.behaviour(path, valley.value(path)) == expected
+    valley = byhand.Valley(10.0)
+    path = byhand.gradient_descent(valley.grad, (-4.5, 1.5), lr, 100)
+    assert byhand.behaviour(path, valley.value(path)) == expected
 
 
 # ------------------------------------------------------------------ the explorers, driven like a learner would
@@ -102,7 +102,7 @@ def test_architecture_explorer_reports_size_and_plots_the_forward_pass(digits):
     ex.set_value("width", 128)
     model = nnx.eval_shape(lambda: mlkit.MLP(64, (128, 128), 10))
     assert f"{mlkit.count_params(model):,} parameters" in ex.status.value and ex.status.value != before
-    assert f"{explorers.mlp_flops([64, 128, 128, 10]):,} FLOPs" in ex.status.value
+    assert f"{byhand.mlp_flops([64, 128, 128, 10]):,} FLOPs" in ex.status.value
     marker = ex.axes[1].get_lines()[-1]
     np.testing.assert_array_equal(marker.get_xdata(), [128, 128])
 

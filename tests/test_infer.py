@@ -11,7 +11,7 @@ def predictor(trained, digits):
 
 
 def test_predictor_agrees_with_model_on_every_test_example(predictor, trained, digits):
-    direct = np.asarray(mlkit.train.eval_view(trained)(digits.test.x))
+    direct = np.asarray(mlkit.eval_view(trained)(digits.test.x))
     probs = predictor.predict_proba(digits.test.raw_x)
     np.testing.assert_array_equal(probs.argmax(1), direct.argmax(1))
     np.testing.assert_allclose(probs.sum(1), 1.0, rtol=1e-5)

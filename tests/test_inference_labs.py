@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 import mlkit
-from mlkit import drift
-from mlkit import inference_labs as il
+from mlkit.infer import compress, drift, postprocess
+from mlkit.lessons import inference as il
 
 
 def png(dashboard) -> bytes:
@@ -18,32 +18,32 @@ PROBS = np.array([[0.1, 0.7, 0.2], [0.4, 0.35, 0.25], [0.05, 0.05, 0.9]])
 
 
 def test_top_k_lists_the_likeliest_labels_first():
-    assert il.top_k(PROBS, ["a", "b", "c"], k=2) == [[("b", 0.7), ("c", 0.2)], [("a", 0.4), ("b", 0.35)],
+    assert postprocess.top_k(PROBS, ["a", "b", "c"], k=2) == [[("b", 0.7), ("c", 0.2)], [("a", 0.4), ("b", 0.35)],
                                                      [("c", 0.9), ("a", 0.05)]]
-    assert il.top_k(PROBS[0], "abc", k=1) == [[("b", 0.7)]]  # one row without the batch axis
+    assert postprocess.top_k(PROBS[0], "abc", k=1) == [[("b", 0.7)]]  # one row without the batch axis
 
 
 def test_answer_says_unsure_below_the_threshold():
-    assert il.answer(PROBS, ["a", "b", "c"]).tolist() == ["b", "a", "c"]
-    assert il.answer(PROBS, ["a", "b", "c"], threshold=0.5).tolist() == ["b", "unsure", "c"]
-    assert il.answer(PROBS, [3, 5, 7], threshold=0.95).tolist() == ["unsure"] * 3
+    assert postprocess.answer(PROBS, ["a", "b", "c"]).tolist() == ["b", "a", "c"]
+    assert postprocess.answer(PROBS, ["a", "b", "c"], threshold=0.5).tolist() == ["b", "unsure", "c"]
+    assert postprocess.answer(PROBS, [3, 5, 7], threshold=0.95).tolist() == ["unsure"] * 3
 
 
 def test_coverage_counts_answers_and_judges_only_those():
     y = np.array([1, 1, 2])  # the second row is wrong
-    assert il.coverage(PROBS, y, 0.0) == (1.0, pytest.approx(2 / 3))
-    assert il.coverage(PROBS, y, 0.5) == (pytest.approx(2 / 3), 1.0)
-    answered, right = il.coverage(PROBS, y, 0.99)
+    assert postprocess.coverage(PROBS, y, 0.0) == (1.0, pytest.approx(2 / 3))
+    assert postprocess.coverage(PROBS, y, 0.5) == (pytest.approx(2 / 3), 1.0)
+    answered, right = postprocess.coverage(PROBS, y, 0.99)
     assert answered == 0.0 and np.isnan(right)
 
 
 def test_accuracy_of_a_predictor_matches_evaluate(trained, digits):
-    assert il.accuracy(mlkit.freeze(trained, digits), digits.test) == pytest.approx(
+    assert mlkit.infer.accuracy(mlkit.freeze(trained, digits), digits.test) == pytest.approx(
         mlkit.evaluate(trained, digits.test)[1], abs=1e-6)
 
 
 def test_finetune_data_keeps_the_original_preprocessing(digits):
-    small = il.finetune_data(digits, "thicken", 0.6, 50, seed=0)
+    small = drift.finetune_data(digits, "thicken", 0.6, 50, seed=0)
     assert len(small.train) == 50 and np.bincount(small.train.y).min() >= 4  # stratified
     assert small.preprocessor is digits.preprocessor
     for split in (small.train, small.val, small.test):
@@ -53,17 +53,17 @@ def test_finetune_data_keeps_the_original_preprocessing(digits):
 
 
 def test_lean_combines_pruning_and_precision(trained, digits):
-    folded = il.lean(trained, digits)
+    folded = compress.lean(trained, digits)
     np.testing.assert_allclose(folded.predict_proba(digits.test.raw_x),
                                mlkit.freeze(trained, digits).predict_proba(digits.test.raw_x), atol=1e-5)
-    both = il.lean(trained, digits, "int8", 0.5)
+    both = compress.lean(trained, digits, "int8", 0.5)
     weights = [layer["w"] for layer in both.params["layers"]]
     assert all(w.dtype == np.int8 for w in weights)
     assert sum((w == 0).sum() for w in weights) >= 0.5 * sum(w.size for w in weights)
     assert both.nbytes < 0.3 * folded.nbytes
-    assert il.lean(trained, digits, "bfloat16").nbytes < 0.51 * folded.nbytes
+    assert compress.lean(trained, digits, "bfloat16").nbytes < 0.51 * folded.nbytes
     with pytest.raises(ValueError, match="precision"):
-        il.lean(trained, digits, "int4")
+        compress.lean(trained, digits, "int4")
 
 
 # ---------------------------------------------------------------- the dashboards
@@ -82,7 +82,7 @@ def test_confidence_lab_threshold_and_digit(trained, digits):
     image = lab.axes[0].get_images()[0].get_array()
     np.testing.assert_array_equal(image, digits.test.raw_x[5].reshape(8, 8))
     lab.set_value("inputs", il.INPUTS[2])  # standardised twice: much less accurate
-    assert lab.result["curve"][0, 1] < il.accuracy(mlkit.freeze(trained, digits), digits.test) - 0.2
+    assert lab.result["curve"][0, 1] < mlkit.infer.accuracy(mlkit.freeze(trained, digits), digits.test) - 0.2
 
 
 def test_latency_lab_measures_each_batch_size_once(trained, digits):
@@ -103,7 +103,7 @@ def test_lean_lab_precision_and_sparsity(trained, digits):
     lab.refresh()
     first, status = png(lab), lab.status.value
     full = lab.result["row"]
-    assert full.accuracy == pytest.approx(il.accuracy(mlkit.freeze(trained, digits), digits.test))
+    assert full.accuracy == pytest.approx(mlkit.infer.accuracy(mlkit.freeze(trained, digits), digits.test))
     lab.set_value("precision", "int8")
     assert lab.result["row"].nbytes < 0.3 * full.nbytes and png(lab) != first and lab.status.value != status
     lab.set_value("sparsity", 0.95)

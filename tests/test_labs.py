@@ -3,7 +3,7 @@
 import numpy as np
 
 import mlkit
-from mlkit import labs
+from mlkit.lessons import training
 
 
 def png(dashboard):
@@ -11,7 +11,7 @@ def png(dashboard):
 
 
 def test_playground_redraws_the_boundary_for_a_new_data_set():
-    play = labs.playground()
+    play = training.playground()
     play.set_value("epochs", 10)
     assert play.data.name == "moons" and play.history.epochs == 10
     before = png(play)
@@ -23,7 +23,7 @@ def test_playground_redraws_the_boundary_for_a_new_data_set():
 
 
 def test_digits_lab_learning_rate_and_width(digits):
-    lab = labs.digits_lab(digits)
+    lab = training.digits_lab(digits)
     lab.set_value("epochs", 3)
     first = lab.history
     lab.set_value("learning_rate", 1e-2)
@@ -33,7 +33,7 @@ def test_digits_lab_learning_rate_and_width(digits):
 
 
 def test_overfitting_lab_train_size_slider_changes_the_data(digits):
-    lab = labs.overfitting_lab(digits)
+    lab = training.overfitting_lab(digits)
     lab.set_value("epochs", 10)
     assert len(lab.data.train) == 100
     small_curve = png(lab)
@@ -44,7 +44,7 @@ def test_overfitting_lab_train_size_slider_changes_the_data(digits):
 
 
 def test_capacity_lab_draws_the_fit():
-    lab = labs.capacity_lab()
+    lab = training.capacity_lab()
     lab.set_value("epochs", 50)
     fit_axes = lab.axes[0]
     model_line = [line for line in fit_axes.get_lines() if line.get_label() == "model"][0]

@@ -33,7 +33,7 @@ def test_dropout_is_random_in_training_and_off_in_inference():
     model = mlkit.MLP(4, (64,), 2, dropout=0.5, seed=0)
     x = jnp.ones((1, 4))
     assert not np.allclose(model(x), model(x))  # training mode: a fresh mask each call
-    view = mlkit.train.eval_view(model)
+    view = mlkit.eval_view(model)
     np.testing.assert_array_equal(view(x), view(x))
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from mlkit import parallel
+from mlkit.train import parallel
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -25,8 +25,9 @@ import jax
 jax.config.update("jax_numpy_rank_promotion", "raise")
 import numpy as np
 import mlkit
-from mlkit import parallel, train
-from mlkit.compiled import compiled, stats
+from mlkit import train
+from mlkit.train import parallel
+from mlkit.train.compiled import compiled, stats
 from flax import nnx
 
 data = mlkit.load_dataset("digits", seed=0)
@@ -49,7 +50,7 @@ out["params_replicated_on"] = sorted({len(s.device_set) for s in shardings if s.
 # The compiled epoch: look for the per-device mini-batch and the gradient all-reduce.
 graphdef, params, rest = nnx.split(model(), nnx.Param, ...)
 x, y = jax.numpy.asarray(data.train.x), jax.numpy.asarray(data.train.y)
-state = ((params, rest, mlkit.make_optimizer(config).init(params)), x, y, jax.random.key(0))
+state = ((params, rest, mlkit.train.make_optimizer(config).init(params)), x, y, jax.random.key(0))
 for name, m in (("hlo_one", None), ("hlo_mesh", mesh)):
     with jax.set_mesh(m):
         static = (graphdef, data.task, config.optimizer, config.batch_size, config.shuffle)

@@ -4,7 +4,7 @@ import pytest
 from flax import nnx
 
 import mlkit
-from mlkit.compiled import stats
+from mlkit.train.compiled import stats
 
 QUICK = dict(epochs=3, batch_size=32, progress=False)
 
@@ -30,7 +30,7 @@ def test_readme_script_reaches_97_percent_and_predictor_agrees(digits):
     predictor = mlkit.freeze(model, digits)
     labels = predictor.predict(digits.test.raw_x)
     assert (labels == digits.test.y).mean() >= 0.97
-    direct = np.asarray(mlkit.train.eval_view(model)(digits.test.x)).argmax(-1)
+    direct = np.asarray(mlkit.eval_view(model)(digits.test.x)).argmax(-1)
     np.testing.assert_array_equal(labels, direct)
     probs = predictor.predict_proba(digits.test.raw_x[:1])
     assert probs.shape == (1, 10)
@@ -48,7 +48,7 @@ def test_history_records_every_epoch(digits):
 def test_validation_counts_every_example_once(digits):
     model = small_model(digits)
     loss, acc = mlkit.evaluate(model, digits.val)
-    logits = np.asarray(mlkit.train.eval_view(model)(digits.val.x))
+    logits = np.asarray(mlkit.eval_view(model)(digits.val.x))
     assert acc == pytest.approx((logits.argmax(1) == digits.val.y).mean())
     log_probs = logits - np.log(np.exp(logits).sum(1, keepdims=True))
     assert loss == pytest.approx(-log_probs[np.arange(len(logits)), digits.val.y].mean(), rel=1e-5)
@@ -94,7 +94,7 @@ def test_divergence_stops_and_keeps_last_finite_parameters(digits):
 
 def patch_epochs(monkeypatch, third_epoch):
     """Make fit's compiled epoch call ``third_epoch(run, *args)`` instead of ``run(*args)`` on its third call."""
-    real_compiled, calls = mlkit.train.compiled, {"n": 0}
+    real_compiled, calls = mlkit.train.loop.compiled, {"n": 0}
 
     def patched(fn, static, *args):
         run, seconds = real_compiled(fn, static, *args)
@@ -106,7 +106,7 @@ def patch_epochs(monkeypatch, third_epoch):
             return third_epoch(run, *a) if calls["n"] == 3 else run(*a)
         return counted, seconds
 
-    monkeypatch.setattr(mlkit.train, "compiled", patched)
+    monkeypatch.setattr(mlkit.train.loop, "compiled", patched)
 
 
 def test_divergence_in_a_later_epoch_keeps_the_epoch_before(digits, monkeypatch):

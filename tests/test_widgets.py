@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 import mlkit
-from mlkit import widgets
+from mlkit.lessons import widgets
 
 
 @pytest.fixture(scope="module")
@@ -34,10 +34,10 @@ def test_train_draws_curves_and_status(digits_dashboard):
 def test_learning_rate_change_retrains_without_compiling(digits_dashboard):
     first = digits_dashboard.train()
     image, redraws = digits_dashboard.image.value, digits_dashboard.redraws
-    before = mlkit.compiled.stats["compiles"]
+    before = mlkit.train.compiled.stats["compiles"]
     second = digits_dashboard.set_value("learning_rate", 1e-2)
     assert second is not first and second.train_loss != first.train_loss
-    assert mlkit.compiled.stats["compiles"] == before
+    assert mlkit.train.compiled.stats["compiles"] == before
     assert digits_dashboard.redraws > redraws and bytes(digits_dashboard.image.value) != bytes(image)
 
 

@@ -7,29 +7,23 @@ optimiser, no gradients, dropout off, batch-norm statistics fixed. A
 of a few bucket sizes (so a stream of odd batch sizes compiles a handful of
 times, not once per size) and returns labels or probabilities.
 
-``Predictor.save`` writes a deployable artifact and :func:`mlkit.load_predictor`
-reads it back (see :mod:`mlkit.artifact`). A :class:`Predictor` needs only jax
-and numpy; flax is imported inside ``freeze``, where a model is taken apart.
+:func:`mlkit.save_predictor` writes a deployable artifact and
+:func:`mlkit.load_predictor` reads it back (see :mod:`mlkit.infer.artifact`).
 """
 
 from __future__ import annotations
 
 import bisect
-import os
 from collections.abc import Callable, Sequence
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from flax import nnx
 
-from mlkit.data import Preprocessor
-
-if TYPE_CHECKING:
-    from flax import nnx
-
-    from mlkit.data import Dataset
+from mlkit.data import Dataset, Preprocessor, Split
+from mlkit.models import eval_view
 
 BUCKETS = (1, 4, 16, 64, 256, 1024)
 
@@ -63,12 +57,6 @@ class Predictor:
         if self.params is None:
             return None
         return sum(int(np.asarray(leaf).nbytes) for leaf in jax.tree.leaves(self.params))
-
-    def save(self, path: str | os.PathLike) -> Path:
-        """Write a deployable artifact to directory ``path``; :func:`mlkit.load_predictor` reads it back."""
-        from mlkit.artifact import save
-
-        return save(self, path)
 
     @property
     def compiles(self) -> int:
@@ -133,7 +121,7 @@ class Predictor:
         return self._executables[batch]
 
 
-def accuracy(predictor: Predictor, split) -> float:
+def accuracy(predictor: Predictor, split: Split) -> float:
     """Fraction of ``split``'s raw inputs the predictor classifies as their class id ``y``."""
     return float(np.mean(predictor.predict_proba(split.raw_x).argmax(1) == split.y))
 
@@ -153,10 +141,6 @@ def freeze(model: nnx.Module, data: Dataset | None = None, *, preprocessor: Prep
         task = "classification" if labels else "regression"
     if preprocessor is None:
         raise ValueError("freeze needs the pre-processing used in training: pass the Dataset or preprocessor=.")
-    from flax import nnx  # here, not at the top: loading a saved predictor must not need flax
-
-    from mlkit.train import eval_view
-
     graphdef, state = nnx.split(eval_view(model))
     state = jax.tree.map(jnp.array, state)  # a private copy: later training can't reach it
 

@@ -5,6 +5,11 @@ the first step's time. Here a function is lowered and compiled once per
 (static arguments, argument shapes and dtypes); later calls with the same
 signature reuse the executable. ``stats`` counts compilations, which is how the
 tests prove that a learning-rate change compiles nothing.
+
+The first compile here also turns on JAX's persistent compilation cache (see
+:func:`enable_persistent_cache`), so a new kernel skips the training programs it
+has compiled before. Importing mlkit changes no JAX setting;
+``MLKIT_COMPILATION_CACHE=0`` keeps this one off too.
 """
 
 from __future__ import annotations
@@ -36,6 +41,8 @@ def compiled(fn: Callable, static: tuple, *args) -> tuple[Callable, float]:
     key = (fn, static, signature(args), jax.sharding.get_abstract_mesh())
     if key in _EXECUTABLES:
         return _EXECUTABLES[key], 0.0
+    if not stats["compiles"]:
+        enable_persistent_cache()
     start = time.perf_counter()
     executable = jax.jit(functools.partial(fn, *static)).lower(*args).compile()
     seconds = time.perf_counter() - start
@@ -48,7 +55,8 @@ def compiled(fn: Callable, static: tuple, *args) -> tuple[Callable, float]:
 def enable_persistent_cache(path: str | os.PathLike | None = None) -> None:
     """Keep compiled programs on disk, so a new kernel or process skips compiles it has seen before.
 
-    Leaves an existing JAX cache setting alone; ``MLKIT_COMPILATION_CACHE=0`` turns it off.
+    Called by the first training compile. Leaves an existing JAX cache setting alone;
+    ``MLKIT_COMPILATION_CACHE=0`` turns it off. The default place is ``$XDG_CACHE_HOME/mlkit/jax``.
     """
     if os.environ.get("MLKIT_COMPILATION_CACHE", "1") == "0" or jax.config.jax_compilation_cache_dir:
         return

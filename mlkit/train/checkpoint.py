@@ -22,7 +22,7 @@ import jax
 import numpy as np
 from flax import nnx
 
-from mlkit.train import History
+from mlkit.train.loop import History
 
 _HISTORY = "__history__"
 

@@ -1,14 +1,13 @@
-"""Data in: shipped digit sets, generated toys, a learner's own CSV or NPZ file.
+"""Every source of data ends as a :class:`Dataset`: shipped digits, generated toys, a learner's own file.
 
-Every source ends as a :class:`Dataset`: a stratified train / validation / test
-split plus a :class:`Preprocessor` fitted on the training split only, so no
-statistic of the validation or test data leaks into training.
+A :class:`Dataset` is a stratified train / validation / test split plus a
+:class:`Preprocessor` fitted on the training split only, so no statistic of the
+validation or test data leaks into training.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -16,58 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
-from mlkit import toys
-from mlkit.files import read_table
-
-DATASETS_DIR = Path(os.environ.get("MLKIT_DATASETS", Path(__file__).resolve().parent.parent / "datasets"))
-
-SHIPPED = {
-    "digits": ("digits.npz", "6f801551877abf69fbf3711373bb642a18dc933430a3385cd6febc235225ea6f", (8, 8)),
-    "mnist5k": ("mnist5k.npz", "f814240cf7e0d3cbaacc1a898905819a40ab46fb317a600d2a4b91a5c184c810", (28, 28)),
-}
-
-
-@dataclass(frozen=True)
-class Preprocessor:
-    """Per-feature standardisation ``(x - mean) / scale``, fitted on training data.
-
-    Works on NumPy and JAX arrays alike, so the frozen predictor applies exactly
-    the arithmetic that training used.
-    """
-
-    mean: np.ndarray
-    scale: np.ndarray
-    kind: str = "standardize"
-    floor: float = 0.0
-
-    @classmethod
-    def fit(cls, x: np.ndarray, kind: str = "standardize", floor: float = 0.0) -> Preprocessor:
-        """Learn the statistics from ``x`` (the training split only).
-
-        ``floor`` (a fraction of the widest feature's spread) is for features that share
-        one unit, like pixels: a near-blank border pixel would otherwise turn a rare
-        stroke into a huge input. Features in different units keep ``floor=0``.
-        """
-        x = np.asarray(x, np.float32)
-        if kind == "none":
-            return cls(np.zeros(x.shape[1], np.float32), np.ones(x.shape[1], np.float32), kind)
-        if kind != "standardize":
-            raise ValueError(f"preprocess must be 'standardize' or 'none', got {kind!r}")
-        std = x.std(axis=0)
-        lowest = max(floor * float(std.max()), 1e-6)  # a feature that never varies keeps a finite scale
-        return cls(x.mean(axis=0), np.maximum(std, lowest).astype(np.float32), kind, floor)
-
-    def __call__(self, x):
-        return (x - self.mean[None, :]) / self.scale[None, :]
-
-    def to_dict(self) -> dict:
-        return {"mean": self.mean.tolist(), "scale": self.scale.tolist(), "kind": self.kind, "floor": self.floor}
-
-    @classmethod
-    def from_dict(cls, d: dict) -> Preprocessor:
-        return cls(np.asarray(d["mean"], np.float32), np.asarray(d["scale"], np.float32),
-                   d.get("kind", "standardize"), d.get("floor", 0.0))
-
+from mlkit.data import toys
+from mlkit.data.files import read_table
+from mlkit.data.preprocess import Preprocessor
+from mlkit.data.shipped import SHIPPED, read_shipped
 
 @dataclass(frozen=True)
 class Split:
@@ -211,6 +162,13 @@ def with_train(data: Dataset, raw_x: np.ndarray, y: np.ndarray) -> Dataset:
     return dataclasses.replace(data, **dict(zip(("train", "val", "test"), splits)), preprocessor=pre)
 
 
+def with_preprocessor(data: Dataset, preprocessor: Preprocessor) -> Dataset:
+    """``data`` with every split's ``x`` re-computed by ``preprocessor`` (e.g. the one a model was trained with)."""
+    splits = {name: dataclasses.replace(s, x=np.asarray(preprocessor(s.raw_x), np.float32))
+              for name in ("train", "val", "test") for s in [getattr(data, name)]}
+    return dataclasses.replace(data, preprocessor=preprocessor, **splits)
+
+
 def _split_indices(classes, n, val_fraction, test_fraction, seed):
     """Index arrays for train, val, test; each class keeps its share in every split."""
     rng = np.random.default_rng(seed)
@@ -223,25 +181,6 @@ def _split_indices(classes, n, val_fraction, test_fraction, seed):
         for part, chunk in zip(parts, (group[n_test + n_val:], group[n_test:n_test + n_val], group[:n_test])):
             part.append(chunk)
     return tuple(rng.permutation(np.concatenate(p)) for p in parts)
-
-
-def sha256(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
-def read_shipped(name: str) -> tuple[np.ndarray, np.ndarray]:
-    """Images and labels of a shipped set, after checking the file's sha256."""
-    filename, expected, _ = SHIPPED[name]
-    path = DATASETS_DIR / filename
-    if not path.is_file():
-        raise FileNotFoundError(f"The {name!r} data file is missing: expected {path}. It ships with the "
-                                f"mlkit repository; restore it with `git checkout -- datasets/{filename}`.")
-    got = sha256(path)
-    if got != expected:
-        raise ValueError(f"The {name!r} data file {path} has been altered: sha256 {got}, expected {expected}. "
-                         f"Restore it with `git checkout -- datasets/{filename}`.")
-    with np.load(path, allow_pickle=False) as f:
-        return f["x"], f["y"]
 
 
 def batches(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int = 0) -> Iterator[tuple[np.ndarray, np.ndarray]]:

@@ -24,10 +24,12 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from mlkit.data import Dataset, Preprocessor, Split
 from mlkit import bench
-from mlkit.infer import Predictor, accuracy, freeze
+from mlkit.data import Dataset, Preprocessor, Split
+from mlkit.infer.predictor import Predictor, accuracy, freeze
 from mlkit.models import ACTIVATIONS, MLP, LogisticRegression
+
+PRECISIONS = ("float32", "bfloat16", "int8")
 
 Layer = dict  # {"w": (in, out) weights, "b": (out,) biases, optional "scale": (out,) int8 dequantisation scales}
 
@@ -103,6 +105,18 @@ def layers_predictor(layers: Sequence[Layer], activation: str, data: Dataset) ->
     n = layers[0]["w"].shape[0]
     identity = Preprocessor.fit(np.zeros((1, n), np.float32), "none")  # the inputs stay raw: it is folded in
     return Predictor(forward, n, data.labels, task=data.task, preprocessor=identity, params={"layers": layers})
+
+
+def lean(model: nnx.Module, data: Dataset, precision: str = "float32", sparsity: float = 0.0) -> Predictor:
+    """The folded model, magnitude-pruned to ``sparsity`` and then stored in ``precision``."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}.")
+    layers = prune(model, data, sparsity).params["layers"]
+    if precision == "int8":
+        layers = [int8_layer(layer) for layer in layers]
+    elif precision == "bfloat16":
+        layers = [{k: v.astype(jnp.bfloat16) for k, v in layer.items()} for layer in layers]
+    return layers_predictor(layers, dense_layers(model)[1], data)
 
 
 def variants(model: nnx.Module, data: Dataset, *,

@@ -21,7 +21,7 @@ import ipywidgets as widgets
 from IPython.display import display
 from matplotlib.figure import Figure
 
-from mlkit import plots
+from mlkit.lessons import plots
 from mlkit.data import Dataset
 from mlkit.train import History, TrainConfig, fit
 

@@ -1,4 +1,4 @@
-"""Training: one frozen config, one loss function, a whole epoch fused into one compiled call.
+"""``fit``: train a model in place, a whole epoch fused into one compiled call, and its ``History``.
 
 ``fit`` splits the nnx model once into a static graph and array state, then runs
 pure compiled functions: the epoch shuffles on the device and scans over its
@@ -9,7 +9,6 @@ live in the optimiser state, so changing them compiles nothing.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -18,53 +17,15 @@ from dataclasses import dataclass, field
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 from flax import nnx
 from tqdm.auto import tqdm
 
-from mlkit import parallel
-from mlkit.compiled import compiled
-from mlkit.data import Dataset, Split
-
-OPTIMIZERS = ("sgd", "momentum", "adam")
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Every training hyperparameter in one place. Unknown names are errors."""
-
-    epochs: int = 20  # passes over the training split
-    batch_size: int = 32  # examples per gradient step; the last partial batch of an epoch is dropped
-    learning_rate: float = 1e-3  # step size; traced, so changing it does not recompile
-    optimizer: str = "adam"  # "sgd", "momentum" (heavy ball) or "adam" (AdamW-style decay)
-    momentum: float = 0.9  # used by "momentum"
-    weight_decay: float = 0.0  # shrinks weights towards zero each step; traced
-    patience: int | None = None  # early stopping: epochs without a better val loss before stopping
-    seed: int = 0  # shuffling order
-    shuffle: bool = True  # reshuffle every epoch; False feeds batches in stored order (to see why we shuffle)
-    progress: bool = True  # show a progress bar
-
-    def __post_init__(self):
-        problems = []
-        if not (isinstance(self.epochs, int) and self.epochs >= 1):
-            problems.append(f"epochs must be a whole number >= 1, got {self.epochs!r}")
-        if not (isinstance(self.batch_size, int) and self.batch_size >= 1):
-            problems.append(f"batch_size must be a whole number >= 1, got {self.batch_size!r}")
-        if not (self.learning_rate > 0 and math.isfinite(self.learning_rate)):
-            problems.append(f"learning_rate must be a positive number, got {self.learning_rate!r} (try 1e-3)")
-        if self.optimizer not in OPTIMIZERS:
-            problems.append(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
-        if not 0 <= self.momentum < 1:
-            problems.append(f"momentum must be in [0, 1), got {self.momentum!r}")
-        if not self.weight_decay >= 0:
-            problems.append(f"weight_decay must be >= 0, got {self.weight_decay!r}")
-        if self.patience is not None and not (isinstance(self.patience, int) and self.patience >= 1):
-            problems.append(f"patience must be None or a whole number >= 1, got {self.patience!r}")
-        if problems:
-            raise ValueError("Invalid TrainConfig: " + "; ".join(problems) + ".")
-
-    def replace(self, **changes) -> TrainConfig:
-        return dataclasses.replace(self, **changes)
+from mlkit.data import Dataset
+from mlkit.models import eval_view
+from mlkit.train import parallel
+from mlkit.train.compiled import compiled
+from mlkit.train.config import TrainConfig, make_optimizer
+from mlkit.train.steps import eval_epoch, train_epoch
 
 
 @dataclass
@@ -92,104 +53,6 @@ class History:
         return (f"History({self.epochs} epochs, status={self.status!r}, train_loss={self.train_loss[-1]:.4f}, "
                 f"val_loss={self.val_loss[-1]:.4f}, val_acc={self.val_acc[-1]:.4f}, "
                 f"compile={self.compile_time:.2f}s, epoch={np.median(self.epoch_time) * 1e3:.1f}ms)")
-
-
-def _optimizer(learning_rate, weight_decay, momentum, kind="adam") -> optax.GradientTransformation:
-    if kind == "adam":
-        return optax.adamw(learning_rate, weight_decay=weight_decay)
-    return optax.chain(optax.add_decayed_weights(weight_decay),
-                       optax.sgd(learning_rate, momentum=momentum if kind == "momentum" else None))
-
-
-# The numeric hyperparameters become optimiser *state*: new values are new data, not new code.
-_injected = optax.inject_hyperparams(_optimizer, static_args="kind")
-
-
-def make_optimizer(config: TrainConfig) -> optax.GradientTransformation:
-    """The optimiser named in ``config`` with its numeric hyperparameters injected as state."""
-    return _injected(config.learning_rate, config.weight_decay, config.momentum, kind=config.optimizer)
-
-
-def per_example_loss(outputs: jax.Array, y: jax.Array, task: str) -> tuple[jax.Array, jax.Array]:
-    """Loss and correctness of each example: cross-entropy from logits, or squared error."""
-    if task == "classification":
-        return optax.softmax_cross_entropy_with_integer_labels(outputs, y), outputs.argmax(-1) == y
-    return (outputs[:, 0] - y) ** 2, jnp.zeros(y.shape, bool)
-
-
-def _loss_fn(graphdef, task, params, rest, x, y):
-    model = nnx.merge(graphdef, params, rest, copy=True)
-    losses, correct = per_example_loss(model(x), y, task)
-    return losses.mean(), (nnx.state(model, nnx.Not(nnx.Param)), correct.sum())
-
-
-def train_step(graphdef, task, kind, carry, batch):
-    """One gradient step on one batch: the whole of training, in four lines."""
-    params, rest, opt_state = carry
-    (loss, (rest, correct)), grads = jax.value_and_grad(_loss_fn, argnums=2, has_aux=True)(
-        graphdef, task, params, rest, *batch)
-    updates, opt_state = _injected(0.0, 0.0, 0.0, kind=kind).update(grads, opt_state, params)
-    return (optax.apply_updates(params, updates), rest, opt_state), (loss, correct)
-
-
-def train_epoch(graphdef, task, kind, batch_size, shuffle, state, x, y, key):
-    """One (shuffled) pass over (x, y) as a single scan of train steps."""
-    steps = x.shape[0] // batch_size
-    order = jax.random.permutation(key, x.shape[0]) if shuffle else jnp.arange(x.shape[0])
-    order = order[: steps * batch_size].reshape(steps, batch_size)
-    batch = lambda idx: parallel.shard_batch((x[idx], y[idx]))  # noqa: E731  (split over a mesh if fit set one)
-    step = lambda carry, idx: train_step(graphdef, task, kind, carry, batch(idx))  # noqa: E731
-    state, (losses, correct) = jax.lax.scan(step, state, order)
-    return state, losses.mean(), correct.sum() / (steps * batch_size)
-
-
-def eval_epoch(graphdef, task, chunk, params, rest, x, y):
-    """Mean loss and accuracy over every example exactly once (padded chunks, padding masked out)."""
-    n = x.shape[0]
-    chunks = -(-n // chunk)
-    pad = chunks * chunk - n
-    xs = jnp.pad(x, ((0, pad), (0, 0))).reshape(chunks, chunk, -1)
-    ys = jnp.pad(y, (0, pad)).reshape(chunks, chunk)
-    mask = (jnp.arange(chunks * chunk) < n).reshape(chunks, chunk)
-    model = nnx.merge(graphdef, params, rest, copy=True)
-
-    def body(totals, batch):
-        xb, yb, mb = batch
-        losses, correct = per_example_loss(model(xb), yb, task)
-        return (totals[0] + jnp.where(mb, losses, 0).sum(), totals[1] + (correct & mb).sum()), None
-
-    (loss, correct), _ = jax.lax.scan(body, (jnp.zeros(()), jnp.zeros((), jnp.int32)), (xs, ys, mask))
-    return loss / n, correct / n
-
-
-def eval_view(model: nnx.Module) -> nnx.Module:
-    """The same model in inference mode: dropout off, batch norm on its running statistics."""
-    return nnx.view(model, deterministic=True, use_running_average=True, raise_if_not_found=False)
-
-
-def evaluate(model: nnx.Module, split: Split, task: str = "classification") -> tuple[float, float]:
-    """(mean loss, accuracy) of the model in inference mode on one split."""
-    graphdef, params, rest = nnx.split(eval_view(model), nnx.Param, ...)
-    x, y = jnp.asarray(split.x), jnp.asarray(split.y)
-    run, _ = compiled(eval_epoch, (graphdef, task, min(len(split), 512)), params, rest, x, y)
-    loss, acc = run(params, rest, x, y)
-    return float(loss), float(acc) if task == "classification" else math.nan
-
-
-def _forward(graphdef, state, x):
-    return nnx.merge(graphdef, state, copy=True)(x)
-
-
-def apply(model: nnx.Module, x) -> np.ndarray:
-    """The model's outputs in inference mode for pre-processed ``x``.
-
-    Unlike ``freeze``, the parameters are arguments, not constants, so calling this
-    after every epoch of a live plot compiles once per input shape, not once per epoch.
-    """
-    graphdef, state = nnx.split(eval_view(model))
-    x = jnp.asarray(x, jnp.float32)
-    run, _ = compiled(_forward, (graphdef,), state, x)
-    return np.asarray(run(state, x))
 
 
 def fit(

@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from mlkit.data import Dataset, Preprocessor, Split
+from mlkit.data import Dataset, Preprocessor, Split, with_preprocessor, with_train_size
 
 MAX_SHIFT = 0.25  # translation at severity 1, as a fraction of the image side
 MAX_DEGREES = 45.0  # rotation at severity 1
@@ -111,6 +111,13 @@ def shift(data: Dataset | Split, kind: str, severity: float = 1.0, *, seed: int 
                          "trained with); or pass the whole Dataset, which carries both.")
     raw = KINDS[kind](data.raw_x, image_shape, severity, seed=seed, value_range=value_range)
     return dataclasses.replace(data, raw_x=raw, x=np.asarray(preprocessor(raw), np.float32))
+
+
+def finetune_data(data: Dataset, kind: str, severity: float, n: int, *, seed: int = 0) -> Dataset:
+    """Shifted digits for fine-tuning: ``n`` labelled training examples, shifted validation and test splits,
+    all pre-processed with ``data``'s ORIGINAL statistics, which the model's weights expect."""
+    shifted = shift(data, kind, severity, seed=seed)
+    return with_preprocessor(with_train_size(shifted, n, seed=seed), data.preprocessor)
 
 
 def _check(x: np.ndarray, image_shape: tuple[int, int], severity: float) -> float:

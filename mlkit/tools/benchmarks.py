@@ -14,7 +14,7 @@ import math
 import os
 import platform
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import flax
@@ -25,8 +25,9 @@ import optax
 from flax import nnx
 
 import mlkit
-from mlkit import bench, explorers
-from mlkit.train import eval_view
+from mlkit import bench
+from mlkit.data import Dataset
+from mlkit.models import eval_view
 
 HIDDEN, LR, SEED = (256, 256), 1e-3, 0
 COMPILE_NOTE = ("compile s: everything a first call costs beyond a steady one (tracing, XLA compile, first-run "
@@ -178,11 +179,16 @@ def train_rows(data, batch: int, epochs: int, eager_steps: int,
 
 
 def _numpy_forward(model: mlkit.MLP, preprocessor) -> Callable[[np.ndarray], np.ndarray]:
-    """The same network by hand in NumPy float32 (lesson 02's forward pass): pre-processing, ReLU layers, softmax."""
-    weights = explorers.model_params(model)
+    """The same network by hand in NumPy float32: pre-processing, ReLU layers, softmax."""
+    weights = [(np.asarray(layer.kernel[...]), np.asarray(layer.bias[...])) for layer in [*model.layers, model.head]]
 
     def forward(x: np.ndarray) -> np.ndarray:
-        return explorers.softmax(explorers.forward(weights, preprocessor(np.asarray(x, np.float32))))
+        z = preprocessor(np.asarray(x, np.float32))
+        for i, (kernel, bias) in enumerate(weights):
+            z = z @ kernel + bias
+            z = np.maximum(z, 0.0) if i < len(weights) - 1 else z
+        e = np.exp(z - z.max(-1, keepdims=True))
+        return e / e.sum(-1, keepdims=True)
     return forward
 
 
@@ -223,38 +229,17 @@ def inference_rows(model: mlkit.MLP, data, repeats_1: int, repeats_big: int) -> 
     return rows, {"rows_checked": 1025, "disagreements": disagree}
 
 
-def interactivity(data, epochs: int, repeats: int = 1) -> dict:
-    """Seconds from a learning-rate change to a redrawn plot (median of ``repeats``, after one warm-up):
-    the training dashboard if ``mlkit.widgets`` has one, else ``fit`` plus drawing the curves."""
+Redraw = Callable[[Dataset, Callable[[], nnx.Module], mlkit.TrainConfig, Sequence[float]], dict]
+
+
+def interactivity(redraw: Redraw | None, data: Dataset, epochs: int, repeats: int = 1) -> dict:
+    """Seconds from a learning-rate change to a redrawn plot, measured by ``redraw`` (the lessons'
+    :func:`mlkit.lessons.timing.redraw_seconds`); NaN, and said, when none is given."""
+    if redraw is None:
+        return {"method": "not measured (no dashboard timer given)", "epochs": epochs, "seconds": math.nan,
+                "all_seconds": []}
     config = mlkit.TrainConfig(epochs=epochs, batch_size=32, learning_rate=LR, progress=False)
-    rates = [2e-3, 3e-3, 4e-3, 5e-3, 6e-3][: repeats + 1]
-    try:
-        from mlkit.widgets import TrainingDashboard, log_slider
-        slider = log_slider("learning rate", LR, 1e-4, 1.0)
-        dash = TrainingDashboard(data, lambda d, values: _model(), config, {"learning_rate": slider}, threaded=False)
-        change = lambda lr: dash.set_value("learning_rate", lr)  # noqa: E731
-        method, note = "TrainingDashboard.set_value('learning_rate', ...): fit + PNG redraws", ""
-    except Exception as e:  # noqa: BLE001 - no widget yet, or a different API: fall back and say so
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
-
-        from mlkit import plots
-
-        def change(lr):
-            history = mlkit.fit(_model(), data, config.replace(learning_rate=lr))
-            fig = Figure(figsize=(5, 3.2))
-            FigureCanvasAgg(fig)
-            plots.curves(history, ax=fig.subplots())
-            fig.canvas.draw()
-        method, note = "mlkit.fit (new learning rate) + plots.curves + Agg draw", f"widget not used ({e!r})"
-    seconds = []
-    for i, lr in enumerate(rates):
-        start = time.perf_counter()
-        change(lr)
-        if i:  # the first change is the warm-up
-            seconds.append(time.perf_counter() - start)
-    return {"method": method, "epochs": epochs, "seconds": float(np.median(seconds)), "all_seconds": seconds,
-            "note": note}
+    return redraw(data, _model, config, [2e-3, 3e-3, 4e-3, 5e-3, 6e-3][: repeats + 1])
 
 
 def _installed(name: str) -> bool:
@@ -398,8 +383,11 @@ def ratios(train: list[dict], infer: list[dict], redraw: dict) -> list[dict]:
     ]
 
 
-def run(quick: bool = False, out: str = "results/bench.json") -> int:
-    """Run the whole comparison, print it, write JSON to ``out``. Returns 0 (a missed target is reported, not fatal)."""
+def run(quick: bool = False, out: str = "results/bench.json", redraw: Redraw | None = None) -> int:
+    """Run the whole comparison, print it, write JSON to ``out``. Returns 0 (a missed target is reported, not fatal).
+
+    ``redraw`` times the training dashboard (``python -m mlkit bench`` passes the lessons' timer).
+    """
     s = _settings(quick)
     began = time.perf_counter()
     machine = {"devices": bench.devices(), "cpu_count": os.cpu_count(), "platform": platform.platform(),
@@ -441,16 +429,16 @@ def run(quick: bool = False, out: str = "results/bench.json") -> int:
         if rows:
             print(bench.table(rows, [c for c in rows[0] if c != "timed_seconds"]))
 
-    redraw = interactivity(data, s["redraw_epochs"], s["redraw_repeats"])
-    print(f"\nInteractivity: {redraw['method']}, {redraw['epochs']} epochs: {redraw['seconds']:.2f} s "
-          f"(median of {len(redraw['all_seconds'])})" + (f"  [{redraw['note']}]" if redraw["note"] else ""))
+    redrawn = interactivity(redraw, data, s["redraw_epochs"], s["redraw_repeats"])
+    print(f"\nInteractivity: {redrawn['method']}, {redrawn['epochs']} epochs: {redrawn['seconds']:.2f} s "
+          f"(median of {len(redrawn['all_seconds'])})")
 
-    table = ratios(train, infer, redraw)
+    table = ratios(train, infer, redrawn)
     print("\nTargets\n" + bench.table([{**r, "met": "met" if r["met"] else "NOT met"} for r in table]))
     results = {"quick": quick, "settings": {k: list(v) if isinstance(v, tuple) else v for k, v in s.items()},
                "machine": machine, "matmul_peak_gflops": peak, "flops": {str(b): c for b, c in costs.items()},
                "training": train + peer_train, "inference": infer + peer_infer, "prediction_check": check,
-               "interactivity": redraw, "peers": found, "ratios": table, "total_seconds": time.perf_counter() - began}
+               "interactivity": redrawn, "peers": found, "ratios": table, "total_seconds": time.perf_counter() - began}
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     Path(out).write_text(json.dumps(_plain(results), indent=2, allow_nan=False))
     print(f"\nwrote {out} ({results['total_seconds']:.0f} s)")

@@ -2,7 +2,7 @@
 
 An artifact is a directory::
 
-    model/                   the path given to ``predictor.save(path)``
+    model/                   the path given to ``save_predictor(predictor, path)``
       metadata.json          input and output spec, labels, task, pre-processing statistics,
                              versions, and the size and sha256 of the payload
       function.jaxexport     the whole frozen function (pre-processing, model, softmax, the
@@ -23,6 +23,7 @@ its name, and the old one is deleted.
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
 import json
 import os
 import shutil
@@ -35,7 +36,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from mlkit.data import Preprocessor
-from mlkit.infer import BUCKETS, Predictor
+from mlkit.infer.predictor import BUCKETS, Predictor
 
 FORMAT = "mlkit.predictor"
 FORMAT_VERSION = 1
@@ -44,10 +45,10 @@ PAYLOAD = "function.jaxexport"
 PLATFORMS = ("cpu", "cuda")  # exported for both, so an artifact saved on a laptop also runs on a GPU
 REQUIRED = ("format_version", "task", "labels", "input", "output", "preprocessor", "versions", "payload")
 RE_EXPORT = ("Re-export it with the versions installed here: `python -m mlkit train ... --out DIR`, "
-             "or `predictor.save(DIR)` from the trained model.")
+             "or `mlkit.save_predictor(predictor, DIR)` from the trained model.")
 
 
-def save(predictor: Predictor, path: str | os.PathLike) -> Path:
+def save_predictor(predictor: Predictor, path: str | os.PathLike) -> Path:
     """Write ``predictor`` as an artifact directory at ``path``, atomically; returns the path."""
     path = Path(path)
     _check_target(path)
@@ -114,7 +115,7 @@ def load_predictor(path: str | os.PathLike) -> Predictor:
 def read_metadata(path: str | os.PathLike) -> dict:
     """The checked contents of ``path/metadata.json`` (the payload is not read)."""
     path = Path(path)
-    expected = (f"a directory holding {METADATA} and {PAYLOAD}, written by predictor.save "
+    expected = (f"a directory holding {METADATA} and {PAYLOAD}, written by mlkit.save_predictor "
                 f"or `python -m mlkit train --out`")
     if not path.exists():
         aside = sorted(path.parent.glob(f".{path.name}.old-*"))
@@ -183,9 +184,7 @@ def _export(predictor: Predictor) -> jax.export.Exported:
 
 
 def _versions(calling_convention: int) -> dict:
-    from mlkit import __version__
-
-    return {"mlkit": __version__, "jax": jax.__version__, "serialization": _serialization_version(),
+    return {"mlkit": importlib.metadata.version("mlkit"), "jax": jax.__version__, "serialization": _serialization_version(),
             "calling_convention": calling_convention}
 
 
@@ -201,12 +200,10 @@ def _serialization_version() -> int | None:
 
 def _check_versions(metadata: dict, path: Path) -> None:
     """Refuse, saying how to re-export, what this mlkit, jax or machine cannot run."""
-    from mlkit import __version__
-
     versions = metadata["versions"]
     if metadata["format_version"] > FORMAT_VERSION:
         raise ValueError(f"{path} uses artifact format {metadata['format_version']} (mlkit {versions.get('mlkit')}); "
-                         f"this mlkit {__version__} reads format {FORMAT_VERSION}. Upgrade mlkit to read it. "
+                         f"this mlkit {importlib.metadata.version('mlkit')} reads format {FORMAT_VERSION}. Upgrade mlkit to read it. "
                          f"{RE_EXPORT}")
     serialization, convention = versions.get("serialization"), versions.get("calling_convention")
     readable, lowest, highest = (_serialization_version(), jax.export.minimum_supported_calling_convention_version,

@@ -18,9 +18,11 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from mlkit.compiled import compiled
+from mlkit.models import eval_view
+from mlkit.train.compiled import compiled
 from mlkit.data import Dataset
-from mlkit.train import TrainConfig, eval_epoch, eval_view, make_optimizer, train_epoch
+from mlkit.train.config import TrainConfig, make_optimizer
+from mlkit.train.steps import eval_epoch, train_epoch
 
 
 @dataclass

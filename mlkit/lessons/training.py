@@ -1,16 +1,17 @@
-"""Ready-made training dashboards for the lessons, built from :mod:`mlkit.widgets`.
+"""Ready-made dashboards for the training lessons (00, 05-07), built from :mod:`mlkit.lessons.widgets`.
 
-Each function returns a :class:`~mlkit.widgets.TrainingDashboard`; a notebook
+Each function returns a :class:`~mlkit.lessons.widgets.TrainingDashboard`; a notebook
 shows it, a test drives it with ``set_value``.
 """
 
 from __future__ import annotations
 
-from mlkit import plots, toys
+from mlkit.data import toys
+from mlkit.lessons import plots
 from mlkit.data import Dataset, load_dataset, with_train_size
 from mlkit.models import ACTIVATIONS, MLP
 from mlkit.train import TrainConfig
-from mlkit.widgets import (TrainingDashboard, accuracy_panel, boundary_panel, dropdown, float_slider, int_slider,
+from mlkit.lessons.widgets import (TrainingDashboard, accuracy_panel, boundary_panel, dropdown, float_slider, int_slider,
                            log_slider, loss_panel)
 
 

@@ -1,55 +1,27 @@
-"""Ready-made dashboards for the inference lessons (08-11), built from :mod:`mlkit.widgets`.
+"""Ready-made dashboards for the inference lessons (08-11), built from :mod:`mlkit.lessons.widgets`.
 
-A few small post-processing helpers come first (top-k, a confidence threshold
-that answers "unsure", coverage); then one builder per lesson. Each builder
-returns an :class:`~mlkit.explorers.LessonExplorer` or a
-:class:`~mlkit.widgets.TrainingDashboard`: a notebook shows it, a test drives it
-with ``set_value`` and reads ``image``, ``status`` and ``result``.
+One builder per lesson; the machinery they show (post-processing, compression,
+drift) lives in :mod:`mlkit.infer`. Each builder returns a
+:class:`~mlkit.lessons.explorers.LessonExplorer` or a
+:class:`~mlkit.lessons.widgets.TrainingDashboard`: a notebook shows it, a test
+drives it with ``set_value`` and reads ``image``, ``status`` and ``result``.
 """
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Sequence
-
-import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from mlkit import bench, compress, drift, plots
-from mlkit.data import Dataset, Preprocessor, with_train_size
-from mlkit.explorers import LessonExplorer
-from mlkit.infer import Predictor, accuracy, freeze  # noqa: F401  (accuracy: the lessons import it from here)
+from mlkit import bench
+from mlkit.data import Dataset, Preprocessor
+from mlkit.infer import Predictor, accuracy, compress, drift, freeze
+from mlkit.infer.compress import PRECISIONS, lean
+from mlkit.infer.drift import finetune_data
+from mlkit.infer.postprocess import answer, coverage
+from mlkit.lessons import plots
+from mlkit.lessons.explorers import LessonExplorer
+from mlkit.lessons.widgets import TrainingDashboard, choice_slider, dropdown, float_slider, int_slider, loss_panel
 from mlkit.train import TrainConfig, evaluate
-from mlkit.widgets import TrainingDashboard, choice_slider, dropdown, float_slider, int_slider, loss_panel
-
-UNSURE = "unsure"
-
-# ---------------------------------------------------------------- post-processing
-
-
-def top_k(probs: np.ndarray, labels: Sequence, k: int = 3) -> list[list[tuple[object, float]]]:
-    """The ``k`` likeliest ``(label, probability)`` pairs of each row of ``probs``, likeliest first."""
-    probs = np.atleast_2d(np.asarray(probs))
-    order = np.argsort(-probs, axis=1, kind="stable")[:, :k]
-    return [[(labels[i], float(row[i])) for i in idx] for row, idx in zip(probs, order)]
-
-
-def answer(probs: np.ndarray, labels: Sequence, threshold: float = 0.0) -> np.ndarray:
-    """Each row's likeliest label, or ``"unsure"`` where its probability is below ``threshold``."""
-    probs = np.atleast_2d(np.asarray(probs))
-    out = np.asarray(labels, dtype=object)[probs.argmax(1)]
-    out[probs.max(1) < threshold] = UNSURE
-    return out
-
-
-def coverage(probs: np.ndarray, y: np.ndarray, threshold: float) -> tuple[float, float]:
-    """(fraction of rows answered, accuracy on the answered rows; nan when none is answered)."""
-    probs = np.asarray(probs)
-    answered = probs.max(1) >= threshold
-    right = probs.argmax(1) == np.asarray(y)
-    return float(answered.mean()), float(right[answered].mean()) if answered.any() else float("nan")
-
 
 # ---------------------------------------------------------------- 08 post-processing and pre-processing
 
@@ -166,21 +138,6 @@ def latency_lab(predictor: Predictor, x: np.ndarray, *, repeats: int = 30, **kwa
 
 # ---------------------------------------------------------------- 10 lean models
 
-PRECISIONS = ("float32", "bfloat16", "int8")
-
-
-def lean(model: nnx.Module, data: Dataset, precision: str = "float32", sparsity: float = 0.0) -> Predictor:
-    """The folded model, magnitude-pruned to ``sparsity`` and then stored in ``precision``."""
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}.")
-    layers = compress.prune(model, data, sparsity).params["layers"]
-    if precision == "int8":
-        layers = [compress.int8_layer(layer) for layer in layers]
-    elif precision == "bfloat16":
-        layers = [{k: v.astype(jnp.bfloat16) for k, v in layer.items()} for layer in layers]
-    return compress.layers_predictor(layers, compress.dense_layers(model)[1], data)
-
-
 def lean_lab(model: nnx.Module, data: Dataset, *, split: str = "test", **kwargs) -> LessonExplorer:
     """Lesson 10: precision and sparsity of the folded model; test accuracy against bytes, points accumulate."""
     evaluated = getattr(data, split)
@@ -229,20 +186,6 @@ def lean_lab(model: nnx.Module, data: Dataset, *, split: str = "test", **kwargs)
 
 
 # ---------------------------------------------------------------- 11 drift and fine-tuning
-
-
-def with_preprocessor(data: Dataset, preprocessor: Preprocessor) -> Dataset:
-    """``data`` with every split's ``x`` re-computed by ``preprocessor`` (e.g. the one a model was trained with)."""
-    splits = {name: dataclasses.replace(s, x=np.asarray(preprocessor(s.raw_x), np.float32))
-              for name in ("train", "val", "test") for s in [getattr(data, name)]}
-    return dataclasses.replace(data, preprocessor=preprocessor, **splits)
-
-
-def finetune_data(data: Dataset, kind: str, severity: float, n: int, *, seed: int = 0) -> Dataset:
-    """Shifted digits for fine-tuning: ``n`` labelled training examples, shifted validation and test splits,
-    all pre-processed with ``data``'s ORIGINAL statistics, which the model's weights expect."""
-    shifted = drift.shift(data, kind, severity, seed=seed)
-    return with_preprocessor(with_train_size(shifted, n, seed=seed), data.preprocessor)
 
 
 def drift_lab(model: nnx.Module, data: Dataset, *, seed: int = 0, **kwargs) -> TrainingDashboard:

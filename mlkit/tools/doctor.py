@@ -13,7 +13,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from mlkit import data
+from mlkit.data import shipped
 
 KERNEL = "mlkit"
 WIDGET_EXTENSION = "@jupyter-widgets/jupyterlab-manager"
@@ -119,17 +119,17 @@ def check_kernel() -> Check:
 
 def check_data() -> Check:
     problems = []
-    for name, (filename, expected, _) in data.SHIPPED.items():
-        path = data.DATASETS_DIR / filename
+    for name, (filename, expected, _) in shipped.SHIPPED.items():
+        path = shipped.sets_dir() / filename
         if not path.is_file():
             problems.append(f"{filename} is missing")
-        elif data.sha256(path) != expected:
+        elif shipped.sha256(path) != expected:
             problems.append(f"{filename} has been altered (its sha256 differs)")
     if problems:
-        return Check("data", False, f"in {data.DATASETS_DIR}: " + "; ".join(problems),
-                     "restore the shipped files: git checkout -- datasets/"
+        return Check("data", False, f"in {shipped.sets_dir()}: " + "; ".join(problems),
+                     "restore the shipped files: " + shipped.RESTORE
                      + ("" if "MLKIT_DATASETS" not in os.environ else " (or unset MLKIT_DATASETS)"))
-    return Check("data", True, f"{', '.join(data.SHIPPED)} in {data.DATASETS_DIR}, checksums match")
+    return Check("data", True, f"{', '.join(shipped.SHIPPED)} in {shipped.sets_dir()}, checksums match")
 
 
 CHECKS = (check_python, check_jax, check_widgets, check_kernel, check_data)

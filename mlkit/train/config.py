@@ -1,0 +1,72 @@
+"""Every training hyperparameter in one frozen config, and the optimiser it names.
+
+Learning rate, weight decay and momentum become optimiser *state*
+(``optax.inject_hyperparams``): a new value is new data, not new code, so
+changing one compiles nothing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+
+import optax
+
+OPTIMIZERS = ("sgd", "momentum", "adam")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Every training hyperparameter in one place. Unknown names are errors."""
+
+    epochs: int = 20  # passes over the training split
+    batch_size: int = 32  # examples per gradient step; the last partial batch of an epoch is dropped
+    learning_rate: float = 1e-3  # step size; traced, so changing it does not recompile
+    optimizer: str = "adam"  # "sgd", "momentum" (heavy ball) or "adam" (AdamW-style decay)
+    momentum: float = 0.9  # used by "momentum"
+    weight_decay: float = 0.0  # shrinks weights towards zero each step; traced
+    patience: int | None = None  # early stopping: epochs without a better val loss before stopping
+    seed: int = 0  # shuffling order
+    shuffle: bool = True  # reshuffle every epoch; False feeds batches in stored order (to see why we shuffle)
+    progress: bool = True  # show a progress bar
+
+    def __post_init__(self):
+        problems = []
+        if not (isinstance(self.epochs, int) and self.epochs >= 1):
+            problems.append(f"epochs must be a whole number >= 1, got {self.epochs!r}")
+        if not (isinstance(self.batch_size, int) and self.batch_size >= 1):
+            problems.append(f"batch_size must be a whole number >= 1, got {self.batch_size!r}")
+        if not (self.learning_rate > 0 and math.isfinite(self.learning_rate)):
+            problems.append(f"learning_rate must be a positive number, got {self.learning_rate!r} (try 1e-3)")
+        if self.optimizer not in OPTIMIZERS:
+            problems.append(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
+        if not 0 <= self.momentum < 1:
+            problems.append(f"momentum must be in [0, 1), got {self.momentum!r}")
+        if not self.weight_decay >= 0:
+            problems.append(f"weight_decay must be >= 0, got {self.weight_decay!r}")
+        if self.patience is not None and not (isinstance(self.patience, int) and self.patience >= 1):
+            problems.append(f"patience must be None or a whole number >= 1, got {self.patience!r}")
+        if problems:
+            raise ValueError("Invalid TrainConfig: " + "; ".join(problems) + ".")
+
+    def replace(self, **changes) -> TrainConfig:
+        return dataclasses.replace(self, **changes)
+
+
+def _optimizer(learning_rate, weight_decay, momentum, kind="adam") -> optax.GradientTransformation:
+    if kind == "adam":
+        return optax.adamw(learning_rate, weight_decay=weight_decay)
+    return optax.chain(optax.add_decayed_weights(weight_decay),
+                       optax.sgd(learning_rate, momentum=momentum if kind == "momentum" else None))
+
+
+# The numeric hyperparameters become optimiser *state*: new values are new data, not new code.
+injected = optax.inject_hyperparams(_optimizer, static_args="kind")
+
+
+def make_optimizer(config: TrainConfig) -> optax.GradientTransformation:
+    """The optimiser named in ``config`` with its numeric hyperparameters injected as state."""
+    return injected(config.learning_rate, config.weight_decay, config.momentum, kind=config.optimizer)
+
+

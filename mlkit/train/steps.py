@@ -1,0 +1,100 @@
+"""The pure functions training runs: the loss, one step, one scanned epoch, one masked evaluation.
+
+Each takes the model as ``nnx.split`` parts (a static graph and array state), so
+``jax.jit`` compiles it once per shape and the hot loop walks no Python objects.
+"""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import nnx
+
+from mlkit.data import Split
+from mlkit.models import eval_view
+from mlkit.train import parallel
+from mlkit.train.compiled import compiled
+from mlkit.train.config import injected
+
+
+def per_example_loss(outputs: jax.Array, y: jax.Array, task: str) -> tuple[jax.Array, jax.Array]:
+    """Loss and correctness of each example: cross-entropy from logits, or squared error."""
+    if task == "classification":
+        return optax.softmax_cross_entropy_with_integer_labels(outputs, y), outputs.argmax(-1) == y
+    return (outputs[:, 0] - y) ** 2, jnp.zeros(y.shape, bool)
+
+
+def _loss_fn(graphdef, task, params, rest, x, y):
+    model = nnx.merge(graphdef, params, rest, copy=True)
+    losses, correct = per_example_loss(model(x), y, task)
+    return losses.mean(), (nnx.state(model, nnx.Not(nnx.Param)), correct.sum())
+
+
+def train_step(graphdef, task, kind, carry, batch):
+    """One gradient step on one batch: the whole of training, in four lines."""
+    params, rest, opt_state = carry
+    (loss, (rest, correct)), grads = jax.value_and_grad(_loss_fn, argnums=2, has_aux=True)(
+        graphdef, task, params, rest, *batch)
+    updates, opt_state = injected(0.0, 0.0, 0.0, kind=kind).update(grads, opt_state, params)
+    return (optax.apply_updates(params, updates), rest, opt_state), (loss, correct)
+
+
+def train_epoch(graphdef, task, kind, batch_size, shuffle, state, x, y, key):
+    """One (shuffled) pass over (x, y) as a single scan of train steps."""
+    steps = x.shape[0] // batch_size
+    order = jax.random.permutation(key, x.shape[0]) if shuffle else jnp.arange(x.shape[0])
+    order = order[: steps * batch_size].reshape(steps, batch_size)
+    batch = lambda idx: parallel.shard_batch((x[idx], y[idx]))  # noqa: E731  (split over a mesh if fit set one)
+    step = lambda carry, idx: train_step(graphdef, task, kind, carry, batch(idx))  # noqa: E731
+    state, (losses, correct) = jax.lax.scan(step, state, order)
+    return state, losses.mean(), correct.sum() / (steps * batch_size)
+
+
+def eval_epoch(graphdef, task, chunk, params, rest, x, y):
+    """Mean loss and accuracy over every example exactly once (padded chunks, padding masked out)."""
+    n = x.shape[0]
+    chunks = -(-n // chunk)
+    pad = chunks * chunk - n
+    xs = jnp.pad(x, ((0, pad), (0, 0))).reshape(chunks, chunk, -1)
+    ys = jnp.pad(y, (0, pad)).reshape(chunks, chunk)
+    mask = (jnp.arange(chunks * chunk) < n).reshape(chunks, chunk)
+    model = nnx.merge(graphdef, params, rest, copy=True)
+
+    def body(totals, batch):
+        xb, yb, mb = batch
+        losses, correct = per_example_loss(model(xb), yb, task)
+        return (totals[0] + jnp.where(mb, losses, 0).sum(), totals[1] + (correct & mb).sum()), None
+
+    (loss, correct), _ = jax.lax.scan(body, (jnp.zeros(()), jnp.zeros((), jnp.int32)), (xs, ys, mask))
+    return loss / n, correct / n
+
+
+def evaluate(model: nnx.Module, split: Split, task: str = "classification") -> tuple[float, float]:
+    """(mean loss, accuracy) of the model in inference mode on one split."""
+    graphdef, params, rest = nnx.split(eval_view(model), nnx.Param, ...)
+    x, y = jnp.asarray(split.x), jnp.asarray(split.y)
+    run, _ = compiled(eval_epoch, (graphdef, task, min(len(split), 512)), params, rest, x, y)
+    loss, acc = run(params, rest, x, y)
+    return float(loss), float(acc) if task == "classification" else math.nan
+
+
+def _forward(graphdef, state, x):
+    return nnx.merge(graphdef, state, copy=True)(x)
+
+
+def apply(model: nnx.Module, x) -> np.ndarray:
+    """The model's outputs in inference mode for pre-processed ``x``.
+
+    Unlike ``freeze``, the parameters are arguments, not constants, so calling this
+    after every epoch of a live plot compiles once per input shape, not once per epoch.
+    """
+    graphdef, state = nnx.split(eval_view(model))
+    x = jnp.asarray(x, jnp.float32)
+    run, _ = compiled(_forward, (graphdef,), state, x)
+    return np.asarray(run(state, x))
+
+
