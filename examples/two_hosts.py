@@ -43,10 +43,17 @@ def worker(timeout_s: int, epochs: int = 3, batch_size: int = 64) -> dict:
     # Parameters are replicated: each process reads the copy on its first local device.
     local = [np.asarray(p.addressable_data(0)) for p in jax.tree.leaves(nnx.state(model, nnx.Param))]
     digest = hashlib.sha256(b"".join(p.tobytes() for p in local)).hexdigest()
-    result = {"process": process, "processes": processes, "devices": mesh.size,
-              "local_devices": jax.local_device_count(), "per_device_batch": batch_size // mesh.size,
-              "status": history.status, "train_loss": history.train_loss,
-              "checksum": float(sum(p.astype(np.float64).sum() for p in local)), "sha256": digest}
+    result = {
+        "process": process,
+        "processes": processes,
+        "devices": mesh.size,
+        "local_devices": jax.local_device_count(),
+        "per_device_batch": batch_size // mesh.size,
+        "status": history.status,
+        "train_loss": history.train_loss,
+        "checksum": float(sum(p.astype(np.float64).sum() for p in local)),
+        "sha256": digest,
+    }
     jax.distributed.shutdown()
     return result
 
@@ -63,9 +70,14 @@ def launch(timeout_s: int = 60, processes: int = 2) -> list[dict]:
     If one fails, the others are stopped at once; past ``timeout_s`` all are killed.
     """
     address = f"127.0.0.1:{free_port()}"
-    env = {**os.environ, "JAX_PLATFORMS": "cpu", "JAX_NUM_PROCESSES": str(processes),
-           "JAX_COORDINATOR_ADDRESS": address, "JAX_COORDINATOR_BIND_ADDRESS": address,
-           "XLA_FLAGS": f"--xla_force_host_platform_device_count={DEVICES_PER_PROCESS}"}
+    env = {
+        **os.environ,
+        "JAX_PLATFORMS": "cpu",
+        "JAX_NUM_PROCESSES": str(processes),
+        "JAX_COORDINATOR_ADDRESS": address,
+        "JAX_COORDINATOR_BIND_ADDRESS": address,
+        "XLA_FLAGS": f"--xla_force_host_platform_device_count={DEVICES_PER_PROCESS}",
+    }
     command = [sys.executable, str(Path(__file__).resolve()), "--worker", "--timeout", str(timeout_s)]
     with tempfile.TemporaryDirectory() as logs:
         outs = [Path(logs, f"{i}.out") for i in range(processes)]
@@ -78,12 +90,13 @@ def launch(timeout_s: int = 60, processes: int = 2) -> list[dict]:
         try:
             while None in (codes := [p.poll() for p in procs]) and set(codes) <= {None, 0}:
                 if time.monotonic() > deadline:
-                    raise TimeoutError(f"The workers did not finish within {timeout_s} s; "
-                                       f"try --timeout {2 * timeout_s}.")
+                    raise TimeoutError(
+                        f"The workers did not finish within {timeout_s} s; try --timeout {2 * timeout_s}."
+                    )
                 time.sleep(0.1)
         finally:
             stopped = [p.poll() is None for p in procs]
-            for proc, stop in zip(procs, stopped):
+            for proc, stop in zip(procs, stopped, strict=True):
                 if stop:
                     proc.kill()
                     proc.wait()
@@ -104,10 +117,12 @@ def main() -> None:
         return
     results = launch(args.timeout)
     for r in results:
-        print(f"process {r['process']}/{r['processes']}: {r['local_devices']} local of {r['devices']} devices, "
-              f"{r['per_device_batch']} examples per device per step, losses "
-              f"{[round(v, 4) for v in r['train_loss']]}, parameter checksum {r['checksum']:.6f} "
-              f"(sha256 {r['sha256'][:16]})")
+        print(
+            f"process {r['process']}/{r['processes']}: {r['local_devices']} local of {r['devices']} devices, "
+            f"{r['per_device_batch']} examples per device per step, losses "
+            f"{[round(v, 4) for v in r['train_loss']]}, parameter checksum {r['checksum']:.6f} "
+            f"(sha256 {r['sha256'][:16]})"
+        )
     same = len({r["sha256"] for r in results}) == 1
     print("identical parameters on every process" if same else "PARAMETERS DIFFER between processes")
     sys.exit(0 if same else 1)

@@ -6,22 +6,36 @@ import argparse
 import sys
 
 import numpy as np
+from flax import nnx
 
 
 def _train(args) -> int:
     import mlkit
 
     data = mlkit.load_dataset(args.data, seed=args.seed, label=args.label)
+    model: nnx.Module
     if args.model == "convnet":
         if data.image_shape is None:
             raise SystemExit(f"--model convnet needs image data; {args.data!r} has no image shape.")
         model = mlkit.ConvNet(data.image_shape, data.num_classes, dropout=args.dropout, seed=args.seed)
     else:
-        model = mlkit.MLP(data.num_features, tuple(args.hidden), data.num_classes,
-                          dropout=args.dropout, batch_norm=args.batch_norm, seed=args.seed)
-    config = mlkit.TrainConfig(epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr,
-                               optimizer=args.optimizer, weight_decay=args.weight_decay,
-                               patience=args.patience, seed=args.seed)
+        model = mlkit.MLP(
+            data.num_features,
+            tuple(args.hidden),
+            data.num_classes,
+            dropout=args.dropout,
+            batch_norm=args.batch_norm,
+            seed=args.seed,
+        )
+    config = mlkit.TrainConfig(
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        learning_rate=args.lr,
+        optimizer=args.optimizer,
+        weight_decay=args.weight_decay,
+        patience=args.patience,
+        seed=args.seed,
+    )
     history = mlkit.fit(model, data, config)
     print(history)
     if history.message:
@@ -93,8 +107,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--out", default="results/bench.json", help="where to write the JSON results")
     bench.set_defaults(run=_bench)
 
-    doctor = commands.add_parser("doctor", help="check this set-up (JupyterLab widgets, kernel, JAX, data) and "
-                                                "say what to fix")
+    doctor = commands.add_parser(
+        "doctor", help="check this set-up (JupyterLab widgets, kernel, JAX, data) and say what to fix"
+    )
     doctor.set_defaults(run=_doctor)
     return parser
 

@@ -22,11 +22,13 @@ import numpy as np
 import optax
 from flax import nnx
 
+from mlkit.models import split_params
+
 
 def percentiles(seconds: Sequence[float], qs: Sequence[float] = (50, 90, 99)) -> dict[str, float]:
     """``{"p50": ..., "p90": ..., "p99": ...}`` of ``seconds`` (linear interpolation, like NumPy)."""
     values = np.percentile(np.asarray(seconds, np.float64), qs)
-    return {f"p{q:g}": float(v) for q, v in zip(qs, values)}
+    return {f"p{q:g}": float(v) for q, v in zip(qs, values, strict=True)}
 
 
 def table(rows: Sequence[dict], columns: Sequence[str] | None = None) -> str:
@@ -42,7 +44,8 @@ def table(rows: Sequence[dict], columns: Sequence[str] | None = None) -> str:
     widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(columns)]
 
     def line(parts: list[str]) -> str:  # first column left-aligned, the rest right-aligned
-        return "  ".join(p.rjust(w) if i else p.ljust(w) for i, (p, w) in enumerate(zip(parts, widths)))
+        return "  ".join(p.rjust(w) if i else p.ljust(w) for i, (p, w) in enumerate(zip(parts, widths, strict=True)))
+
     return "\n".join([line(columns), line(["-" * w for w in widths]), *(line(r) for r in cells)])
 
 
@@ -85,14 +88,22 @@ class Timing:
 
     def to_dict(self) -> dict:
         d = {k: v for k, v in dataclasses.asdict(self).items() if k != "seconds"}
-        return d | percentiles(self.seconds) | {"calls": len(self.seconds), "per_item_s": self.per_item,
-                                                "throughput_per_s": self.throughput}
+        return (
+            d
+            | percentiles(self.seconds)
+            | {"calls": len(self.seconds), "per_item_s": self.per_item, "throughput_per_s": self.throughput}
+        )
 
     def row(self) -> dict:
         """The summary line used in tables (milliseconds)."""
-        return {"name": self.name, self.unit + "s/call": self.items, "p50 ms": self.p50 * 1e3,
-                "p99 ms": self.p99 * 1e3, f"{self.unit}s/s": self.throughput,
-                "compile s": math.nan if self.compile_s is None else self.compile_s}
+        return {
+            "name": self.name,
+            self.unit + "s/call": self.items,
+            "p50 ms": self.p50 * 1e3,
+            "p99 ms": self.p99 * 1e3,
+            f"{self.unit}s/s": self.throughput,
+            "compile s": math.nan if self.compile_s is None else self.compile_s,
+        }
 
     def __str__(self) -> str:
         return table([self.row()])
@@ -117,8 +128,17 @@ def on_device(tree: Any) -> Any:
     return jax.block_until_ready(jax.device_put(tree))
 
 
-def time_calls(fn: Callable, *args, name: str = "", items: int = 1, warmup: int = 3, repeats: int = 50,
-               compile_s: float | None = None, unit: str = "row", note: str = "") -> Timing:
+def time_calls(
+    fn: Callable,
+    *args,
+    name: str = "",
+    items: int = 1,
+    warmup: int = 3,
+    repeats: int = 50,
+    compile_s: float | None = None,
+    unit: str = "row",
+    note: str = "",
+) -> Timing:
     """Call ``fn(*args)`` ``warmup`` times untimed, then ``repeats`` times, blocking on every result."""
     for _ in range(warmup):
         jax.block_until_ready(fn(*args))
@@ -130,8 +150,15 @@ def time_calls(fn: Callable, *args, name: str = "", items: int = 1, warmup: int 
     return Timing(name or getattr(fn, "__name__", "fn"), seconds, items, compile_s, unit, note)
 
 
-def compare(fns: dict[str, Callable], *args, items: int = 1, rounds: int = 10, calls: int = 20,
-            warmup: int = 2, unit: str = "row") -> dict[str, Timing]:
+def compare(
+    fns: dict[str, Callable],
+    *args,
+    items: int = 1,
+    rounds: int = 10,
+    calls: int = 20,
+    warmup: int = 2,
+    unit: str = "row",
+) -> dict[str, Timing]:
     """Time several functions on the same arguments in turns (``rounds`` of ``calls`` each),
     so a machine that gets busier half-way slows every contender alike."""
     for fn in fns.values():
@@ -154,8 +181,14 @@ def compile_timed(fn: Callable, *args) -> tuple[Any, float]:
 def time_jitted(fn: Callable, *args, name: str = "", items: int = 1, **kwargs) -> Timing:
     """Compile ``fn`` for ``args`` (timed apart), put ``args`` on the device, then time steady-state calls."""
     executable, seconds = compile_timed(fn, *args)
-    return time_calls(executable, *on_device(args), name=name or getattr(fn, "__name__", "fn"), items=items,
-                      compile_s=seconds, **kwargs)
+    return time_calls(
+        executable,
+        *on_device(args),
+        name=name or getattr(fn, "__name__", "fn"),
+        items=items,
+        compile_s=seconds,
+        **kwargs,
+    )
 
 
 def cost_flops(executable: Any) -> float:
@@ -171,11 +204,12 @@ def flops(fn: Callable, *args) -> float:
     return cost_flops(jax.jit(fn).lower(*args).compile())
 
 
-def train_vs_infer_flops(model: nnx.Module, x: jax.Array, y: jax.Array,
-                         tx: optax.GradientTransformation | None = None) -> dict[str, float]:
+def train_vs_infer_flops(
+    model: nnx.Module, x: jax.Array, y: jax.Array, tx: optax.GradientTransformation | None = None
+) -> dict[str, float]:
     """FLOPs of one training step (forward, backward, optimiser update) and one inference pass on ``x``."""
     tx = tx or optax.adam(1e-3)
-    graphdef, params, rest = nnx.split(model, nnx.Param, ...)
+    graphdef, params, rest = split_params(model)
 
     def loss(p, xb, yb):
         logits = nnx.merge(graphdef, p, rest, copy=True)(xb)
@@ -194,8 +228,15 @@ def train_vs_infer_flops(model: nnx.Module, x: jax.Array, y: jax.Array,
     return {"train_step": train, "inference": forward, "ratio": train / forward}
 
 
-def predictor_sweep(predictor: Any, x: np.ndarray, batches: Sequence[int] = (1, 16, 256, 1024), *,
-                    repeats: int = 50, warmup: int = 3, end_to_end: bool = False) -> Sweep:
+def predictor_sweep(
+    predictor: Any,
+    x: np.ndarray,
+    batches: Sequence[int] = (1, 16, 256, 1024),
+    *,
+    repeats: int = 50,
+    warmup: int = 3,
+    end_to_end: bool = False,
+) -> Sweep:
     """Latency and throughput of a ``Predictor`` across batch sizes.
 
     By default times the compiled function alone, input already on the device

@@ -7,6 +7,7 @@ inference code never care which model they hold.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 
 import jax
@@ -58,7 +59,7 @@ class MLP(nnx.Module):
         rngs = nnx.Rngs(seed)
         sizes = [num_features, *hidden]
         self.activation = activation
-        self.layers = nnx.List([nnx.Linear(a, b, rngs=rngs) for a, b in zip(sizes, sizes[1:])])
+        self.layers = nnx.List([nnx.Linear(a, b, rngs=rngs) for a, b in itertools.pairwise(sizes)])
         self.norms = nnx.List([nnx.BatchNorm(b, momentum=0.9, rngs=rngs) for b in hidden] if batch_norm else [])
         self.dropout = nnx.Dropout(dropout, rngs=rngs) if dropout > 0 else None
         self.head = nnx.Linear(sizes[-1], num_classes, rngs=rngs)
@@ -94,12 +95,14 @@ class ConvNet(nnx.Module):
         rngs = nnx.Rngs(seed)
         self.image_shape = tuple(image_shape)
         sizes = [1, *channels]
-        self.convs = nnx.List([nnx.Conv(a, b, (3, 3), rngs=rngs) for a, b in zip(sizes, sizes[1:])])
+        self.convs = nnx.List([nnx.Conv(a, b, (3, 3), rngs=rngs) for a, b in itertools.pairwise(sizes)])
         height, width = self.image_shape
         for _ in channels:
             height, width = height // 2, width // 2
         if height < 1 or width < 1:
-            raise ValueError(f"{len(channels)} pooling blocks shrink a {image_shape} image to nothing; use fewer channels.")
+            raise ValueError(
+                f"{len(channels)} pooling blocks shrink a {image_shape} image to nothing; use fewer channels."
+            )
         self.dropout = nnx.Dropout(dropout, rngs=rngs) if dropout > 0 else None
         self.head = nnx.Linear(height * width * sizes[-1], num_classes, rngs=rngs)
 
@@ -120,6 +123,12 @@ def eval_view(model: nnx.Module) -> nnx.Module:
     inference call the same ``__call__``.
     """
     return nnx.view(model, deterministic=True, use_running_average=True, raise_if_not_found=False)
+
+
+def split_params(model: nnx.Module) -> tuple[nnx.GraphDef, nnx.State, nnx.State]:
+    """The model as (static graph, trainable parameters, everything else: batch statistics, RNG state)."""
+    graphdef, params, *rest = nnx.split(model, nnx.Param, ...)
+    return graphdef, params, rest[0]
 
 
 def count_params(model: nnx.Module) -> int:

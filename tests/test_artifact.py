@@ -55,8 +55,12 @@ print(" ".join(str(labels[i]) for i in plain.argmax(1)))
 
 def test_round_trip_in_a_fresh_process_and_with_jax_alone(saved, predictor, digits, tmp_path):
     np.save(tmp_path / "x.npy", digits.test.raw_x)
-    done = subprocess.run([sys.executable, "-c", FRESH_PROCESS, str(saved), str(tmp_path / "x.npy"),
-                           str(tmp_path / "probs.npy")], capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-c", FRESH_PROCESS, str(saved), str(tmp_path / "x.npy"), str(tmp_path / "probs.npy")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     expected = predictor.predict(digits.test.raw_x)
     assert done.stdout.split() == [str(label) for label in expected]
@@ -127,15 +131,18 @@ def test_truncated_payload_is_refused(copy):
         mlkit.load_predictor(copy)
 
 
-@pytest.mark.parametrize("metadata, message", [
-    (b"\x89PNG not json", r"metadata.json is not valid JSON"),
-    (b'{"name": "resnet50"}', r'not mlkit predictor metadata: expected "format": "mlkit.predictor", got None'),
-    (b"[1, 2, 3]", r"not mlkit predictor metadata.*got 'list'"),
-    (b'{"format": "mlkit.predictor", "task": "classification"}', r"lacks the keys \['format_version', 'labels'"),
-    (None, r"is not a predictor artifact: it has no metadata.json"),
-    ("labels", r'malformed: 3 labels for 10 outputs'),
-    ("preprocessor", r'malformed: "preprocessor" should be null or hold "mean" and "scale" lists of 64 numbers'),
-])
+@pytest.mark.parametrize(
+    "metadata, message",
+    [
+        (b"\x89PNG not json", r"metadata.json is not valid JSON"),
+        (b'{"name": "resnet50"}', r'not mlkit predictor metadata: expected "format": "mlkit.predictor", got None'),
+        (b"[1, 2, 3]", r"not mlkit predictor metadata.*got 'list'"),
+        (b'{"format": "mlkit.predictor", "task": "classification"}', r"lacks the keys \['format_version', 'labels'"),
+        (None, r"is not a predictor artifact: it has no metadata.json"),
+        ("labels", r"malformed: 3 labels for 10 outputs"),
+        ("preprocessor", r'malformed: "preprocessor" should be null or hold "mean" and "scale" lists of 64 numbers'),
+    ],
+)
 def test_foreign_or_broken_metadata_is_refused(copy, metadata, message):
     if metadata is None:
         (copy / artifact.METADATA).unlink()
@@ -158,10 +165,13 @@ def test_missing_path_and_plain_file_are_refused(tmp_path):
         mlkit.load_predictor(tmp_path / "model.pkl")
 
 
-@pytest.mark.parametrize("key, value, message", [
-    ("serialization", 999, r"jax.export serialization version 999.*Re-export it.*python -m mlkit train .* --out"),
-    ("calling_convention", 999, r"calling convention 999.*mlkit.save_predictor"),
-])
+@pytest.mark.parametrize(
+    "key, value, message",
+    [
+        ("serialization", 999, r"jax.export serialization version 999.*Re-export it.*python -m mlkit train .* --out"),
+        ("calling_convention", 999, r"calling convention 999.*mlkit.save_predictor"),
+    ],
+)
 def test_artifact_from_an_incompatible_jax_says_how_to_re_export(copy, key, value, message):
     meta = json.loads((copy / artifact.METADATA).read_text())
     meta["versions"].update({key: value, "jax": "9.0.0"})

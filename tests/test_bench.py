@@ -13,10 +13,19 @@ from mlkit import bench
 from mlkit.lessons.timing import redraw_seconds
 from mlkit.tools import benchmarks
 
-TRAIN_METHODS = ("eager jax.value_and_grad loop", "nnx.jit step (flax tutorial)", "functional jax.jit step",
-                 "mlkit.fit (scan epoch + validation)")
-INFER_METHODS = ("eager nnx model", "nnx.jit", "mlkit Predictor.predict_proba", "NumPy by hand",
-                 "  Predictor compiled core, input on device")
+TRAIN_METHODS = (
+    "eager jax.value_and_grad loop",
+    "nnx.jit step (flax tutorial)",
+    "functional jax.jit step",
+    "mlkit.fit (scan epoch + validation)",
+)
+INFER_METHODS = (
+    "eager nnx model",
+    "nnx.jit",
+    "mlkit Predictor.predict_proba",
+    "NumPy by hand",
+    "  Predictor compiled core, input on device",
+)
 
 
 def _positive(value) -> bool:
@@ -24,6 +33,7 @@ def _positive(value) -> bool:
 
 
 # --- the toolkit ---------------------------------------------------------------------------------
+
 
 def test_percentiles_of_a_known_sequence():
     p = bench.percentiles(np.arange(1, 101))
@@ -87,8 +97,7 @@ def test_training_step_costs_about_three_inference_passes(digits):
 def test_predictor_sweep_covers_each_batch(digits, trained):
     predictor = mlkit.freeze(trained, digits)
     for end_to_end in (False, True):
-        sweep = bench.predictor_sweep(predictor, digits.test.raw_x, (1, 4), repeats=3, warmup=1,
-                                      end_to_end=end_to_end)
+        sweep = bench.predictor_sweep(predictor, digits.test.raw_x, (1, 4), repeats=3, warmup=1, end_to_end=end_to_end)
         assert [t.items for t in sweep.timings] == [1, 4]
         assert all(_positive(t.throughput) for t in sweep.timings)
         assert "batch 4" in str(sweep)
@@ -109,6 +118,7 @@ def test_table_aligns_columns_and_marks_missing_values():
 
 # --- the suite, in quick mode --------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def quick(tmp_path_factory):
     out = tmp_path_factory.mktemp("bench") / "nested" / "bench.json"
@@ -117,8 +127,19 @@ def quick(tmp_path_factory):
 
 
 def test_quick_run_writes_every_section(quick):
-    assert {"quick", "machine", "matmul_peak_gflops", "flops", "training", "inference", "prediction_check",
-            "interactivity", "peers", "ratios", "total_seconds"} <= set(quick)
+    assert {
+        "quick",
+        "machine",
+        "matmul_peak_gflops",
+        "flops",
+        "training",
+        "inference",
+        "prediction_check",
+        "interactivity",
+        "peers",
+        "ratios",
+        "total_seconds",
+    } <= set(quick)
     assert quick["quick"] is True
     assert _positive(quick["matmul_peak_gflops"])
     assert 2 < quick["flops"]["32"]["ratio"] < 4.5
@@ -152,7 +173,7 @@ def test_quick_run_reports_every_target(quick):
 
 
 def test_disagreeing_predictions_fail_loudly(digits, trained, monkeypatch):
-    wrong = lambda model, prep: (lambda x: np.eye(10, dtype=np.float32)[np.zeros(len(x), int) + 3])  # noqa: E731
+    wrong = lambda model, prep: lambda x: np.eye(10, dtype=np.float32)[np.zeros(len(x), int) + 3]
     monkeypatch.setattr(benchmarks, "_numpy_forward", wrong)
     with pytest.raises(RuntimeError, match="disagree"):
         benchmarks.inference_rows(trained, digits, repeats_1=2, repeats_big=1)

@@ -40,8 +40,16 @@ REPO = Path(__file__).resolve().parent.parent
 SETTINGS = Path(__file__).resolve().parent / "browser"
 ARTIFACTS = REPO / "test-artifacts" / "browser"
 CHROMIUM = os.environ.get("MLKIT_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"  # or Chrome
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run", "--disable-quic", "--no-proxy-server"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+    "--no-proxy-server",
+]
 LOCAL = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # straight to 127.0.0.1, never a proxy
 SCREEN = {"width": 1366, "height": 768}  # a common laptop screen
 # Hang guards, not speed limits: about ten times what a run takes on a 2-core machine. Waits end as
@@ -56,8 +64,10 @@ def _missing() -> list[str]:
     if sync_playwright is None:
         missing.append("the playwright package (install the test tools: .venv/bin/pip install -e '.[test]')")
     if not os.path.exists(CHROMIUM):
-        missing.append("Chromium (as root: apt-get update && apt-get install -y chromium; `make test` installs "
-                       "it when it runs as root; or set MLKIT_CHROMIUM to a Chromium or Chrome program)")
+        missing.append(
+            "Chromium (as root: apt-get update && apt-get install -y chromium; `make test` installs "
+            "it when it runs as root; or set MLKIT_CHROMIUM to a Chromium or Chrome program)"
+        )
     return missing
 
 
@@ -84,9 +94,14 @@ class Lab:
         (root / "config").mkdir()
         shutil.copy(SETTINGS / "jupyter_server_config.json", root / "config")
         self.token = secrets.token_hex(16)
-        self.env = dict(os.environ, JUPYTER_CONFIG_DIR=str(root / "config"), JUPYTER_DATA_DIR=str(root / "data"),
-                        JUPYTER_RUNTIME_DIR=str(root / "runtime"), JUPYTERLAB_SETTINGS_DIR=str(root / "settings"),
-                        JUPYTERLAB_WORKSPACES_DIR=str(root / "workspaces"))
+        self.env = dict(
+            os.environ,
+            JUPYTER_CONFIG_DIR=str(root / "config"),
+            JUPYTER_DATA_DIR=str(root / "data"),
+            JUPYTER_RUNTIME_DIR=str(root / "runtime"),
+            JUPYTERLAB_SETTINGS_DIR=str(root / "settings"),
+            JUPYTERLAB_WORKSPACES_DIR=str(root / "workspaces"),
+        )
         self.process = None
         self.log = root / "jupyterlab.log"
 
@@ -95,8 +110,15 @@ class Lab:
             with socket.socket() as s:
                 s.bind(("127.0.0.1", 0))
                 self.port = s.getsockname()[1]
-            command = [sys.executable, "-m", "jupyterlab", "--no-browser", f"--port={self.port}",
-                       f"--IdentityProvider.token={self.token}", f"--ServerApp.root_dir={self.notebooks}"]
+            command = [
+                sys.executable,
+                "-m",
+                "jupyterlab",
+                "--no-browser",
+                f"--port={self.port}",
+                f"--IdentityProvider.token={self.token}",
+                f"--ServerApp.root_dir={self.notebooks}",
+            ]
             if os.geteuid() == 0:
                 command.append("--allow-root")
             with open(self.log, "ab") as log:
@@ -120,8 +142,9 @@ class Lab:
         return f"{self.base}/lab/tree/{notebook}?token={self.token}&reset"
 
     def api(self, method: str, path: str, timeout: float = 5):
-        request = urllib.request.Request(f"{self.base}{path}", method=method,
-                                         headers={"Authorization": f"token {self.token}"})
+        request = urllib.request.Request(
+            f"{self.base}{path}", method=method, headers={"Authorization": f"token {self.token}"}
+        )
         with LOCAL.open(request, timeout=timeout) as response:
             body = response.read()
         return json.loads(body) if body else None
@@ -259,7 +282,8 @@ def run_all(page, lab: Lab, notebook: str, shots: Shots) -> None:
         page.goto(lab.url(notebook))
         expect(page.locator(".jp-NotebookPanel .jp-KernelName")).to_have_text("Python (mlkit)", timeout=60_000)
         expect(page.locator(".jp-NotebookPanel .jp-Notebook-ExecutionIndicator")).to_have_attribute(
-            "data-status", "idle", timeout=60_000)
+            "data-status", "idle", timeout=60_000
+        )
     with shots.step("ran-all"):
         page.get_by_role("menuitem", name="Run", exact=True).click()
         page.get_by_role("menuitem", name="Run All Cells", exact=True).click()
@@ -312,8 +336,9 @@ class Dashboard:
         assert not problems, "the dashboard does not fit a 1366x768 screen:\n" + "\n".join(problems)
 
     def slider(self, label: str):
-        return self.root.locator(".widget-slider", has=self.page.locator(
-            ".widget-label", has_text=re.compile(f"^{re.escape(label)}$")))
+        return self.root.locator(
+            ".widget-slider", has=self.page.locator(".widget-label", has_text=re.compile(f"^{re.escape(label)}$"))
+        )
 
     def press(self, label: str, key: str) -> str:
         """Focus a slider's handle and press a key, as a learner would; returns the new readout."""
@@ -331,8 +356,7 @@ class Dashboard:
 
     def run_over(self, epochs: int | None = None) -> str:
         """Wait for the run to end; check that the status line and the figure changed; return the status."""
-        self.page.wait_for_function(RUN_OVER, arg=self.root.element_handle(), timeout=TRAIN_TIMEOUT * 1000,
-                                    polling=100)
+        self.page.wait_for_function(RUN_OVER, arg=self.root.element_handle(), timeout=TRAIN_TIMEOUT * 1000, polling=100)
         seen = {name for name, _ in self.root.evaluate("root => root.__events")}
         assert {"status", "figure"} <= seen, f"during the run the page showed only {seen}"
         status = self.status.inner_text()
@@ -377,8 +401,9 @@ def test_overfitting_lab_stop(page, lab):
     with shots.step("stopped"):
         overfitting.watch()
         assert overfitting.press("epochs", "End") == "300"  # a long run, started on release
-        expect(overfitting.status).to_have_text(re.compile(r"^epoch ([3-9]|\d\d+)/300 · "),
-                                                timeout=TRAIN_TIMEOUT * 1000)
+        expect(overfitting.status).to_have_text(
+            re.compile(r"^epoch ([3-9]|\d\d+)/300 · "), timeout=TRAIN_TIMEOUT * 1000
+        )
         overfitting.stop.click()
         overfitting.run_over()
         expect(overfitting.status).to_contain_text("stopped", timeout=TRAIN_TIMEOUT * 1000)
@@ -395,8 +420,11 @@ def test_overfitting_lab_stop(page, lab):
 def test_errors_are_seen(page, lab):
     """The checks above would see a failing cell: a notebook that fails on purpose."""
     notebook = nbformat.v4.new_notebook(metadata={"kernelspec": {"name": "mlkit", "display_name": "Python (mlkit)"}})
-    notebook.cells = [nbformat.v4.new_code_cell("import ipywidgets\nipywidgets.IntSlider(description='n')"),
-                      nbformat.v4.new_code_cell("1 / 0"), nbformat.v4.new_code_cell("print('never')")]
+    notebook.cells = [
+        nbformat.v4.new_code_cell("import ipywidgets\nipywidgets.IntSlider(description='n')"),
+        nbformat.v4.new_code_cell("1 / 0"),
+        nbformat.v4.new_code_cell("print('never')"),
+    ]
     nbformat.write(notebook, lab.notebooks / "fails_on_purpose.ipynb")
     with pytest.raises(AssertionError, match=r"(?s)cell 2 shows an error: .*ZeroDivisionError.*cell 3 did not run"):
         run_all(page, lab, "fails_on_purpose.ipynb", Shots(page, "fails-on-purpose"))

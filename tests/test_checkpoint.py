@@ -10,8 +10,9 @@ QUICK = dict(epochs=3, progress=False)
 def params(model):
     """Every array of the model's state (random-key arrays as their raw data)."""
     state = mlkit.train.checkpoint._flat_state(model)[0].values()
-    return [np.asarray(jax.random.key_data(a) if jax.dtypes.issubdtype(a.dtype, jax.dtypes.prng_key) else a)
-            for a in state]
+    return [
+        np.asarray(jax.random.key_data(a) if jax.dtypes.issubdtype(a.dtype, jax.dtypes.prng_key) else a) for a in state
+    ]
 
 
 def test_checkpoint_restores_model_and_history_after_a_crash(digits, tmp_path):
@@ -23,8 +24,7 @@ def test_checkpoint_restores_model_and_history_after_a_crash(digits, tmp_path):
             raise RuntimeError("the kernel died")
 
     with pytest.raises(RuntimeError, match="kernel died"):
-        mlkit.fit(model, digits, mlkit.TrainConfig(**QUICK),
-                  callbacks=[mlkit.Checkpoint(path, model), crash_after_two])
+        mlkit.fit(model, digits, mlkit.TrainConfig(**QUICK), callbacks=[mlkit.Checkpoint(path, model), crash_after_two])
     fresh = mlkit.MLP(64, (32,), 10, dropout=0.2, batch_norm=True, seed=1)  # other initial weights
     history = mlkit.load_checkpoint(path, fresh)
     assert history.epochs == 2 and len(history.val_loss) == 2
@@ -38,7 +38,7 @@ def test_a_different_architecture_is_refused_and_left_alone(digits, tmp_path):
     path = mlkit.save_checkpoint(tmp_path / "m.npz", mlkit.MLP(64, (32,), 10))
     other = mlkit.MLP(64, (16,), 10, seed=3)
     before = params(other)
-    with pytest.raises(ValueError, match="shape .*Build the model as it was"):
+    with pytest.raises(ValueError, match=r"shape .*Build the model as it was"):
         mlkit.load_checkpoint(path, other)
     with pytest.raises(ValueError, match="different architecture"):
         mlkit.load_checkpoint(path, mlkit.MLP(64, (32, 32), 10))

@@ -43,8 +43,9 @@ def test_folding_keeps_the_answers_and_takes_raw_inputs(which, request, digits):
     else:
         model = request.getfixturevalue(which)
     original, folded = mlkit.freeze(model, digits), compress.fold(model, digits)
-    np.testing.assert_allclose(folded.predict_proba(digits.test.raw_x), original.predict_proba(digits.test.raw_x),
-                               atol=1e-5)
+    np.testing.assert_allclose(
+        folded.predict_proba(digits.test.raw_x), original.predict_proba(digits.test.raw_x), atol=1e-5
+    )
     assert set(folded.params) == {"layers"}  # plain Linear layers: no batch-norm statistics, no pre-processing
     assert all(set(layer) == {"w", "b"} for layer in folded.params["layers"])
     np.testing.assert_array_equal(folded.preprocessor(digits.test.raw_x[:3]), digits.test.raw_x[:3])
@@ -60,8 +61,10 @@ def test_int8_is_a_quarter_of_the_size_and_as_accurate(variants, digits, tmp_pat
     assert (tmp_path / "int8" / "function.jaxexport").stat().st_size < 0.30 * folded.nbytes
     loaded = mlkit.load_predictor(tmp_path / "int8")
     np.testing.assert_array_equal(loaded.predict(digits.test.raw_x), int8.predict(digits.test.raw_x))
-    accuracy = {name: np.mean(variants[name].predict_proba(digits.test.raw_x).argmax(1) == digits.test.y)
-                for name in ("original", "int8")}
+    accuracy = {
+        name: np.mean(variants[name].predict_proba(digits.test.raw_x).argmax(1) == digits.test.y)
+        for name in ("original", "int8")
+    }
     assert accuracy["original"] > 0.95
     assert abs(accuracy["int8"] - accuracy["original"]) <= 0.015
     assert original.nbytes > folded.nbytes  # the pre-processing statistics are gone too
@@ -77,7 +80,7 @@ def test_pruning_zeroes_exactly_the_requested_share_of_each_weight_matrix(varian
     for w in weights(variants["pruned 50%"]):
         assert np.count_nonzero(w == 0) == round(0.5 * w.size)
     pruned, full = variants["pruned 50%"].params["layers"], variants["folded"].params["layers"]
-    for i, (p, f) in enumerate(zip(pruned, full)):
+    for i, (p, f) in enumerate(zip(pruned, full, strict=True)):
         kept = p["w"] != 0
         np.testing.assert_allclose(p["w"][kept], f["w"][kept], rtol=1e-6)  # the survivors are untouched
         if i > 0:  # (the first layer's bias and scale also carry the folded pre-processing)

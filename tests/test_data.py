@@ -40,18 +40,18 @@ def test_altered_data_file_is_refused(tmp_path, monkeypatch):
         f.seek(100)
         f.write(b"\x00\x01")
     monkeypatch.setenv("MLKIT_DATASETS", str(tmp_path))
-    with pytest.raises(ValueError, match="has been altered.*sha256.*[Rr]einstall mlkit"):
+    with pytest.raises(ValueError, match=r"has been altered.*sha256.*[Rr]einstall mlkit"):
         mlkit.load_dataset("digits")
 
 
 def test_missing_data_file_is_named(tmp_path, monkeypatch):
     monkeypatch.setenv("MLKIT_DATASETS", str(tmp_path))
-    with pytest.raises(FileNotFoundError, match="missing.*digits.npz"):
+    with pytest.raises(FileNotFoundError, match=r"missing.*digits\.npz"):
         mlkit.load_dataset("digits")
 
 
 def test_unknown_name_lists_the_choices():
-    with pytest.raises(ValueError, match="Unknown data set 'digitz'.*moons"):
+    with pytest.raises(ValueError, match=r"Unknown data set 'digitz'.*moons"):
         mlkit.load_dataset("digitz")
 
 
@@ -88,12 +88,15 @@ def test_own_csv_without_header_uses_last_column(tmp_path):
     assert data.num_features == 1 and data.labels == (0, 1, 2)
 
 
-@pytest.mark.parametrize("text, message", [
-    ("a,b,label\n1,2,0\n3,4\n", "line 3: 2 fields, expected 3"),
-    ("a,b,label\n1,x,0\n3,4,1\n", "line 2: 'x' is not a number"),
-    ("", "is empty"),
-    ("a,b,label\n1,,0\n", "'' is not a number"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("a,b,label\n1,2,0\n3,4\n", "line 3: 2 fields, expected 3"),
+        ("a,b,label\n1,x,0\n3,4,1\n", "line 2: 'x' is not a number"),
+        ("", "is empty"),
+        ("a,b,label\n1,,0\n", "'' is not a number"),
+    ],
+)
 def test_malformed_csv_says_where(tmp_path, text, message):
     path = tmp_path / "bad.csv"
     path.write_text(text)
@@ -104,7 +107,7 @@ def test_malformed_csv_says_where(tmp_path, text, message):
 def test_csv_label_name_must_exist(tmp_path):
     path = tmp_path / "t.csv"
     path.write_text("a,b\n1,0\n2,1\n")
-    with pytest.raises(ValueError, match="No column named 'kind'.*\\['a', 'b'\\]"):
+    with pytest.raises(ValueError, match=r"No column named 'kind'.*\['a', 'b'\]"):
         mlkit.load_dataset(path, label="kind")
 
 
@@ -118,14 +121,14 @@ def test_own_npz_and_foreign_npz(tmp_path):
         mlkit.load_dataset(wrong_keys)
     pickled = tmp_path / "pickled.npz"
     np.savez(pickled, x=np.array([{"a": 1}], dtype=object), y=np.zeros(1))
-    with pytest.raises(ValueError, match="not a readable .npz"):
+    with pytest.raises(ValueError, match=r"not a readable \.npz"):
         mlkit.load_dataset(pickled)
     garbage = tmp_path / "garbage.npz"
     garbage.write_bytes(b"this is not a zip file")
     truncated = tmp_path / "truncated.npz"
     truncated.write_bytes(good.read_bytes()[:150])
     for bad in (garbage, truncated):
-        with pytest.raises(ValueError, match="not a readable .npz"):
+        with pytest.raises(ValueError, match=r"not a readable \.npz"):
             mlkit.load_dataset(bad)
 
 

@@ -2,9 +2,9 @@ import shutil
 
 import pytest
 
+from mlkit.__main__ import main
 from mlkit.data import shipped
 from mlkit.tools import doctor
-from mlkit.__main__ import main
 
 
 def test_all_ok_here(capsys):
@@ -20,7 +20,12 @@ def test_command_prints_one_line_per_check(capsys, monkeypatch):
     assert main(["doctor"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert [line.split()[:2] for line in lines[:5]] == [
-        ["OK", "python"], ["OK", "jax"], ["OK", "widgets"], ["OK", "kernel"], ["OK", "data"]]
+        ["OK", "python"],
+        ["OK", "jax"],
+        ["OK", "widgets"],
+        ["OK", "kernel"],
+        ["OK", "data"],
+    ]
     assert lines[-1] == "all good"
 
 
@@ -52,8 +57,14 @@ def test_missing_kernel_is_reported(monkeypatch):
 
 
 def test_kernel_of_another_environment_is_reported(monkeypatch):
-    monkeypatch.setattr(doctor, "find_kernel", lambda name=doctor.KERNEL: {
-        "argv": ["/somewhere/else/bin/python", "-m", "ipykernel_launcher"], "resource_dir": "/somewhere"})
+    monkeypatch.setattr(
+        doctor,
+        "find_kernel",
+        lambda name=doctor.KERNEL: {
+            "argv": ["/somewhere/else/bin/python", "-m", "ipykernel_launcher"],
+            "resource_dir": "/somewhere",
+        },
+    )
     check = doctor.check_kernel()
     assert not check.ok and "/somewhere/else/bin/python" in check.detail
 
@@ -76,6 +87,7 @@ def test_mismatched_widget_packages_are_reported(monkeypatch):
 def test_a_crashing_check_is_a_problem_not_a_crash(monkeypatch):
     def broken():
         raise RuntimeError("boom")
+
     monkeypatch.setattr(doctor, "CHECKS", (doctor.check_python, broken))
     results = doctor.checks()
     assert results[0].ok and not results[1].ok and "boom" in results[1].detail

@@ -67,12 +67,15 @@ def test_a_trained_model_suffers_from_drift(trained, digits):
         assert shifted < clean - 0.3, kind
 
 
-@pytest.mark.parametrize("call, message", [
-    (lambda x, d: drift.shift(d, "blur", 0.5), r"Unknown shift 'blur'; expected one of \['fade'"),
-    (lambda x, d: drift.rotate(x, SHAPE, 1.5), r"severity must be in \[0, 1\].*got 1.5"),
-    (lambda x, d: drift.noise(x, (28, 28), 0.5), r"Expected rows of 28x28 = 784 pixels.*got shape \(5, 64\)"),
-    (lambda x, d: drift.shift(d.test, "fade", 0.5), r"needs image_shape=\(h, w\) and preprocessor="),
-])
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda x, d: drift.shift(d, "blur", 0.5), r"Unknown shift 'blur'; expected one of \['fade'"),
+        (lambda x, d: drift.rotate(x, SHAPE, 1.5), r"severity must be in \[0, 1\].*got 1.5"),
+        (lambda x, d: drift.noise(x, (28, 28), 0.5), r"Expected rows of 28x28 = 784 pixels.*got shape \(5, 64\)"),
+        (lambda x, d: drift.shift(d.test, "fade", 0.5), r"needs image_shape=\(h, w\) and preprocessor="),
+    ],
+)
 def test_mistakes_say_what_was_expected(call, message, digits):
     with pytest.raises(ValueError, match=message):
         call(digits.test.raw_x[:5], digits)

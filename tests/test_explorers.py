@@ -9,8 +9,8 @@ import mlkit
 from mlkit.lessons import byhand, explorers
 from mlkit.models import ACTIVATIONS
 
-
 # ------------------------------------------------------------------ helpers against flax, XLA and jax.grad
+
 
 @pytest.mark.parametrize("sizes", [[64, 10], [64, 32, 10], [2, 5, 7, 3], [784, 256, 256, 10]])
 def test_param_formula_matches_count_params(sizes):
@@ -27,8 +27,10 @@ def _xla_flops(sizes, activation, batch):
     return compiled.cost_analysis()["flops"]
 
 
-@pytest.mark.parametrize("activation,sizes,batch", [("relu", [64, 64, 10], 1), ("relu", [64, 128, 128, 10], 4),
-                                                    ("linear", [64, 32, 32, 10], 2)])
+@pytest.mark.parametrize(
+    "activation,sizes,batch",
+    [("relu", [64, 64, 10], 1), ("relu", [64, 128, 128, 10], 4), ("linear", [64, 32, 32, 10], 2)],
+)
 def test_flop_formula_matches_xla(activation, sizes, batch):
     xla = _xla_flops(sizes, activation, batch)
     # XLA also counts the bias additions and the activations: a few per cent at these sizes.
@@ -46,12 +48,11 @@ def test_numpy_activations_match_jax(name):
 def test_numpy_forward_matches_the_flax_mlp(digits):
     model = mlkit.MLP(digits.num_features, (32, 16), digits.num_classes, activation="tanh", seed=1)
     x = digits.test.x[:5]
-    np.testing.assert_allclose(byhand.forward(byhand.model_params(model), x, "tanh"), model(x),
-                               rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(byhand.forward(byhand.model_params(model), x, "tanh"), model(x), rtol=1e-5, atol=1e-5)
 
 
 def test_init_params_have_flax_default_scale():
-    (kernel, bias), = byhand.init_params([400, 300], seed=0)
+    ((kernel, bias),) = byhand.init_params([400, 300], seed=0)
     assert kernel.shape == (400, 300) and not bias.any()
     assert kernel.std() == pytest.approx(1 / np.sqrt(400), rel=0.02)
 
@@ -64,7 +65,9 @@ def test_stable_cross_entropy_and_its_gradient():
     for label in range(3):
         expected = optax.softmax_cross_entropy_with_integer_labels(jnp.asarray(logits), label)
         assert byhand.cross_entropy(logits, label) == pytest.approx(float(expected), rel=1e-5)
-        autodiff = jax.grad(lambda z: optax.softmax_cross_entropy_with_integer_labels(z, label))(jnp.asarray(logits))
+        autodiff = jax.grad(lambda z, label=label: optax.softmax_cross_entropy_with_integer_labels(z, label))(
+            jnp.asarray(logits)
+        )
         np.testing.assert_allclose(byhand.cross_entropy_grad(logits, label), autodiff, atol=1e-6)
 
 
@@ -75,8 +78,10 @@ def test_valley_gradient_matches_jax_grad():
     assert valley.largest_stable_lr == pytest.approx(2 / 7)
 
 
-@pytest.mark.parametrize("lr,expected", [(0.002, "too slow"), (0.1, "converged"), (0.1995, "oscillated"),
-                                         (0.3, "diverged"), (1.0, "diverged")])
+@pytest.mark.parametrize(
+    "lr,expected",
+    [(0.002, "too slow"), (0.1, "converged"), (0.1995, "oscillated"), (0.3, "diverged"), (1.0, "diverged")],
+)
 def test_learning_rate_sets_the_behaviour(lr, expected):
     valley = byhand.Valley(10.0)
     path = byhand.gradient_descent(valley.grad, (-4.5, 1.5), lr, 100)
@@ -85,9 +90,13 @@ def test_learning_rate_sets_the_behaviour(lr, expected):
 
 # ------------------------------------------------------------------ the explorers, driven like a learner would
 
+
 def test_sliders_report_only_on_release(digits):
-    for explorer in (explorers.architecture_explorer(digits, render=False), explorers.loss_explorer(render=False),
-                     explorers.descent_explorer(render=False)):
+    for explorer in (
+        explorers.architecture_explorer(digits, render=False),
+        explorers.loss_explorer(render=False),
+        explorers.descent_explorer(render=False),
+    ):
         for control in explorer.controls.values():
             assert getattr(control, "continuous_update", False) is False
 

@@ -39,13 +39,16 @@ def test_frozen_means_frozen(digits):
     np.testing.assert_array_equal(before, predictor.predict_proba(digits.test.raw_x))  # training can't reach it
 
 
-@pytest.mark.parametrize("bad, message", [
-    (np.zeros((2, 63)), r"shape \(n, 64\).*got 63 features"),
-    (np.zeros(64), r"shape \(n, 64\).*got shape \(64,\)\. For a single example use x.reshape\(1, -1\)"),
-    (np.zeros((2, 8, 8)), r"shape \(n, 64\).*got shape \(2, 8, 8\)"),
-    (np.array([["a"] * 64]), r"shape \(n, 64\).*got dtype <U1"),
-    (np.array([[None] * 64]), r"shape \(n, 64\).*got dtype object"),
-])
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        (np.zeros((2, 63)), r"shape \(n, 64\).*got 63 features"),
+        (np.zeros(64), r"shape \(n, 64\).*got shape \(64,\)\. For a single example use x.reshape\(1, -1\)"),
+        (np.zeros((2, 8, 8)), r"shape \(n, 64\).*got shape \(2, 8, 8\)"),
+        (np.array([["a"] * 64]), r"shape \(n, 64\).*got dtype <U1"),
+        (np.array([[None] * 64]), r"shape \(n, 64\).*got dtype object"),
+    ],
+)
 def test_bad_inputs_say_what_was_expected(predictor, bad, message):
     with pytest.raises(ValueError, match=message):
         predictor.predict(bad)

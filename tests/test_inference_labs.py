@@ -18,8 +18,11 @@ PROBS = np.array([[0.1, 0.7, 0.2], [0.4, 0.35, 0.25], [0.05, 0.05, 0.9]])
 
 
 def test_top_k_lists_the_likeliest_labels_first():
-    assert postprocess.top_k(PROBS, ["a", "b", "c"], k=2) == [[("b", 0.7), ("c", 0.2)], [("a", 0.4), ("b", 0.35)],
-                                                     [("c", 0.9), ("a", 0.05)]]
+    assert postprocess.top_k(PROBS, ["a", "b", "c"], k=2) == [
+        [("b", 0.7), ("c", 0.2)],
+        [("a", 0.4), ("b", 0.35)],
+        [("c", 0.9), ("a", 0.05)],
+    ]
     assert postprocess.top_k(PROBS[0], "abc", k=1) == [[("b", 0.7)]]  # one row without the batch axis
 
 
@@ -39,7 +42,8 @@ def test_coverage_counts_answers_and_judges_only_those():
 
 def test_accuracy_of_a_predictor_matches_evaluate(trained, digits):
     assert mlkit.infer.accuracy(mlkit.freeze(trained, digits), digits.test) == pytest.approx(
-        mlkit.evaluate(trained, digits.test)[1], abs=1e-6)
+        mlkit.evaluate(trained, digits.test)[1], abs=1e-6
+    )
 
 
 def test_finetune_data_keeps_the_original_preprocessing(digits):
@@ -54,8 +58,11 @@ def test_finetune_data_keeps_the_original_preprocessing(digits):
 
 def test_lean_combines_pruning_and_precision(trained, digits):
     folded = compress.lean(trained, digits)
-    np.testing.assert_allclose(folded.predict_proba(digits.test.raw_x),
-                               mlkit.freeze(trained, digits).predict_proba(digits.test.raw_x), atol=1e-5)
+    np.testing.assert_allclose(
+        folded.predict_proba(digits.test.raw_x),
+        mlkit.freeze(trained, digits).predict_proba(digits.test.raw_x),
+        atol=1e-5,
+    )
     both = compress.lean(trained, digits, "int8", 0.5)
     weights = [layer["w"] for layer in both.params["layers"]]
     assert all(w.dtype == np.int8 for w in weights)

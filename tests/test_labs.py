@@ -47,8 +47,8 @@ def test_capacity_lab_draws_the_fit():
     lab = training.capacity_lab()
     lab.set_value("epochs", 50)
     fit_axes = lab.axes[0]
-    model_line = [line for line in fit_axes.get_lines() if line.get_label() == "model"][0]
+    model_line = next(line for line in fit_axes.get_lines() if line.get_label() == "model")
     before = np.asarray(model_line.get_ydata()).copy()
     lab.set_value("width", 64)
-    after = [line for line in lab.axes[0].get_lines() if line.get_label() == "model"][0].get_ydata()
+    after = next(line for line in lab.axes[0].get_lines() if line.get_label() == "model").get_ydata()
     assert not np.allclose(before, after) and "val loss" in lab.status.value and lab.data.task == "regression"

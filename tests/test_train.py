@@ -104,6 +104,7 @@ def patch_epochs(monkeypatch, third_epoch):
         def counted(*a):
             calls["n"] += 1
             return third_epoch(run, *a) if calls["n"] == 3 else run(*a)
+
         return counted, seconds
 
     monkeypatch.setattr(mlkit.train.loop, "compiled", patched)
@@ -156,15 +157,21 @@ def test_interrupt_inside_an_epoch_keeps_the_previous_one(digits, monkeypatch):
 
 
 def test_callback_can_stop_training(digits):
-    history = mlkit.fit(small_model(digits), digits, mlkit.TrainConfig(**{**QUICK, "epochs": 10}),
-                        callbacks=[lambda h: h.epochs < 4])
+    history = mlkit.fit(
+        small_model(digits), digits, mlkit.TrainConfig(**{**QUICK, "epochs": 10}), callbacks=[lambda h: h.epochs < 4]
+    )
     assert history.status == "stopped" and history.epochs == 4
 
 
 def test_callbacks_see_the_model_of_the_current_epoch(digits):
     model = small_model(digits)
     seen = []
-    mlkit.fit(model, digits, mlkit.TrainConfig(**QUICK), callbacks=[lambda h: seen.append(mlkit.evaluate(model, digits.val)[0])])
+    mlkit.fit(
+        model,
+        digits,
+        mlkit.TrainConfig(**QUICK),
+        callbacks=[lambda h: seen.append(mlkit.evaluate(model, digits.val)[0])],
+    )
     history_like = mlkit.fit(small_model(digits), digits, mlkit.TrainConfig(**QUICK))
     np.testing.assert_allclose(seen, history_like.val_loss, rtol=1e-5)
 
@@ -172,20 +179,25 @@ def test_callbacks_see_the_model_of_the_current_epoch(digits):
 def test_early_stopping_restores_the_best_epoch(digits):
     tiny = mlkit.make_dataset(digits.train.raw_x[:100], digits.train.y[:100], seed=0)
     model = mlkit.MLP(64, (256, 256), 10, seed=0)
-    history = mlkit.fit(model, tiny, mlkit.TrainConfig(epochs=200, batch_size=16, learning_rate=1e-2, patience=5, progress=False))
+    history = mlkit.fit(
+        model, tiny, mlkit.TrainConfig(epochs=200, batch_size=16, learning_rate=1e-2, patience=5, progress=False)
+    )
     assert history.status == "early_stopped" and history.epochs < 200
     assert history.epochs - history.best_epoch == 5
     assert mlkit.evaluate(model, tiny.val)[0] == pytest.approx(min(history.val_loss), rel=1e-5)
 
 
-@pytest.mark.parametrize("changes, message", [
-    ({"learning_rate": 0.0}, "learning_rate must be a positive number"),
-    ({"learning_rate": -1e-3}, "learning_rate must be a positive number"),
-    ({"batch_size": 0}, "batch_size must be a whole number >= 1"),
-    ({"epochs": 0}, "epochs must be"),
-    ({"optimizer": "adagrad"}, "optimizer must be one of"),
-    ({"patience": 0}, "patience must be"),
-])
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        ({"learning_rate": 0.0}, "learning_rate must be a positive number"),
+        ({"learning_rate": -1e-3}, "learning_rate must be a positive number"),
+        ({"batch_size": 0}, "batch_size must be a whole number >= 1"),
+        ({"epochs": 0}, "epochs must be"),
+        ({"optimizer": "adagrad"}, "optimizer must be one of"),
+        ({"patience": 0}, "patience must be"),
+    ],
+)
 def test_invalid_hyperparameters_fail_at_once(changes, message):
     with pytest.raises(ValueError, match=message):
         mlkit.TrainConfig(**changes)

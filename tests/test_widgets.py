@@ -13,8 +13,12 @@ def digits_dashboard(digits):
         "width": widgets.int_slider("width", 32, 8, 128, 8),
     }
     return widgets.TrainingDashboard(
-        digits, lambda data, v: mlkit.MLP(data.num_features, (v["width"],), data.num_classes, seed=0),
-        mlkit.TrainConfig(), controls, title="digits")
+        digits,
+        lambda data, v: mlkit.MLP(data.num_features, (v["width"],), data.num_classes, seed=0),
+        mlkit.TrainConfig(),
+        controls,
+        title="digits",
+    )
 
 
 def test_sliders_report_only_on_release(digits_dashboard):
@@ -43,8 +47,9 @@ def test_learning_rate_change_retrains_without_compiling(digits_dashboard):
 
 def test_controls_are_disabled_while_training(digits_dashboard):
     seen = []
-    digits_dashboard.panels[1] = lambda d, ax: seen.append((d.training, d.controls["epochs"].disabled,
-                                                            d.stop_button.disabled))
+    digits_dashboard.panels[1] = lambda d, ax: seen.append(
+        (d.training, d.controls["epochs"].disabled, d.stop_button.disabled)
+    )
     try:
         digits_dashboard.set_value("epochs", 6)
     finally:
@@ -69,8 +74,11 @@ def test_stop_button_keeps_finished_epochs(digits_dashboard):
 
 def test_bad_value_shows_an_error_and_keeps_the_last_run(digits):
     dash = widgets.TrainingDashboard(
-        digits, lambda data, v: mlkit.MLP(data.num_features, (8,), data.num_classes),
-        mlkit.TrainConfig(epochs=1), {"batch_size": widgets.int_slider("batch", 32, 1, 5000)})
+        digits,
+        lambda data, v: mlkit.MLP(data.num_features, (8,), data.num_classes),
+        mlkit.TrainConfig(epochs=1),
+        {"batch_size": widgets.int_slider("batch", 32, 1, 5000)},
+    )
     good = dash.train()
     assert dash.set_value("batch_size", 5000) is good
     assert "larger than the training split" in dash.status.value and "crimson" in dash.status.value
@@ -80,7 +88,8 @@ def test_bad_value_shows_an_error_and_keeps_the_last_run(digits):
 def test_explorer_calls_panels_on_change():
     calls = []
     slider = widgets.float_slider("x", 0.0, -1.0, 1.0, 0.1)
-    explorer = widgets.Explorer({"x": slider}, [lambda e, ax: calls.append(e.values["x"])],
-                                describe=lambda e: f"x = {e.values['x']:.1f}")
+    explorer = widgets.Explorer(
+        {"x": slider}, [lambda e, ax: calls.append(e.values["x"])], describe=lambda e: f"x = {e.values['x']:.1f}"
+    )
     explorer.set_value("x", 0.5)
     assert calls == [0.5] and "x = 0.5" in explorer.status.value

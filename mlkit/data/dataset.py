@@ -20,6 +20,7 @@ from mlkit.data.files import read_table
 from mlkit.data.preprocess import Preprocessor
 from mlkit.data.shipped import SHIPPED, read_shipped
 
+
 @dataclass(frozen=True)
 class Split:
     """One part of a data set: raw inputs, pre-processed inputs, targets."""
@@ -89,8 +90,16 @@ def load_dataset(
         raise ValueError(f"Unknown data set {name!r}. Expected one of {known}, or a path ending in .csv or .npz.")
     if generator_options and name not in toys.GENERATORS:
         raise TypeError(f"Options {sorted(generator_options)} only apply to generated data sets.")
-    return make_dataset(x, y, name=name, seed=seed, val_fraction=val_fraction, test_fraction=test_fraction,
-                        preprocess=preprocess, image_shape=image_shape)
+    return make_dataset(
+        x,
+        y,
+        name=name,
+        seed=seed,
+        val_fraction=val_fraction,
+        test_fraction=test_fraction,
+        preprocess=preprocess,
+        image_shape=image_shape,
+    )
 
 
 def make_dataset(
@@ -113,15 +122,16 @@ def make_dataset(
     if len(x) != len(y):
         raise ValueError(f"x has {len(x)} rows but y has {len(y)}; they must match.")
     if not 0 <= val_fraction < 1 or not 0 < test_fraction < 1 or val_fraction + test_fraction >= 1:
-        raise ValueError(f"Need 0 <= val_fraction, 0 < test_fraction and a sum below 1; "
-                         f"got {val_fraction} and {test_fraction}.")
+        raise ValueError(
+            f"Need 0 <= val_fraction, 0 < test_fraction and a sum below 1; got {val_fraction} and {test_fraction}."
+        )
     if y.dtype.kind == "f" and not np.all(np.mod(y, 1) == 0):
         task, labels, targets = "regression", (), y.astype(np.float32)
     else:
         task = "classification"
-        classes, targets = np.unique(y, return_inverse=True)
+        classes, ids = np.unique(y, return_inverse=True)
         labels = tuple(c.item() for c in classes)
-        targets = targets.astype(np.int32)
+        targets = ids.astype(np.int32)
     parts = _split_indices(targets if task == "classification" else None, len(y), val_fraction, test_fraction, seed)
     preprocessor = Preprocessor.fit(x[parts[0]], preprocess, floor=0.1 if image_shape else 0.0)
     train, val, test = (Split(x[i], preprocessor(x[i]).astype(np.float32), targets[i]) for i in parts)
@@ -143,7 +153,8 @@ def with_train_size(data: Dataset, n: int, seed: int = 0) -> Dataset:
         quota = counts * n / total
         take = np.floor(quota).astype(int)
         take[np.argsort(take - quota, kind="stable")[: n - take.sum()]] += 1  # largest remainders round up
-        keep = np.concatenate([rng.permutation(np.flatnonzero(data.train.y == c))[:k] for c, k in zip(classes, take)])
+        picks = (rng.permutation(np.flatnonzero(data.train.y == c))[:k] for c, k in zip(classes, take, strict=True))
+        keep = np.concatenate(list(picks))
         keep = rng.permutation(keep)
     else:
         keep = rng.permutation(total)[:n]
@@ -157,15 +168,20 @@ def with_train(data: Dataset, raw_x: np.ndarray, y: np.ndarray) -> Dataset:
     if raw_x.shape[1] != data.num_features or len(raw_x) != len(y):
         raise ValueError(f"Expected {len(y)} rows of {data.num_features} features, got shape {raw_x.shape}.")
     pre = Preprocessor.fit(raw_x, data.preprocessor.kind, data.preprocessor.floor)
-    splits = (Split(s.raw_x, pre(s.raw_x).astype(np.float32), s.y)
-              for s in (Split(raw_x, raw_x, np.asarray(y)), data.val, data.test))
-    return dataclasses.replace(data, **dict(zip(("train", "val", "test"), splits)), preprocessor=pre)
+    train, val, test = (
+        Split(s.raw_x, pre(s.raw_x).astype(np.float32), s.y)
+        for s in (Split(raw_x, raw_x, np.asarray(y)), data.val, data.test)
+    )
+    return dataclasses.replace(data, train=train, val=val, test=test, preprocessor=pre)
 
 
 def with_preprocessor(data: Dataset, preprocessor: Preprocessor) -> Dataset:
     """``data`` with every split's ``x`` re-computed by ``preprocessor`` (e.g. the one a model was trained with)."""
-    splits = {name: dataclasses.replace(s, x=np.asarray(preprocessor(s.raw_x), np.float32))
-              for name in ("train", "val", "test") for s in [getattr(data, name)]}
+    splits = {
+        name: dataclasses.replace(s, x=np.asarray(preprocessor(s.raw_x), np.float32))
+        for name in ("train", "val", "test")
+        for s in [getattr(data, name)]
+    }
     return dataclasses.replace(data, preprocessor=preprocessor, **splits)
 
 
@@ -173,12 +189,14 @@ def _split_indices(classes, n, val_fraction, test_fraction, seed):
     """Index arrays for train, val, test; each class keeps its share in every split."""
     rng = np.random.default_rng(seed)
     groups = [np.flatnonzero(classes == c) for c in np.unique(classes)] if classes is not None else [np.arange(n)]
-    parts = ([], [], [])
+    parts: tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray]] = ([], [], [])
     for group in groups:
         group = rng.permutation(group)
         n_test = round(len(group) * test_fraction)
         n_val = round(len(group) * val_fraction)
-        for part, chunk in zip(parts, (group[n_test + n_val:], group[n_test:n_test + n_val], group[:n_test])):
+        for part, chunk in zip(
+            parts, (group[n_test + n_val :], group[n_test : n_test + n_val], group[:n_test]), strict=True
+        ):
             part.append(chunk)
     return tuple(rng.permutation(np.concatenate(p)) for p in parts)
 
@@ -187,5 +205,5 @@ def batches(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int = 0) -> Ite
     """Shuffled mini-batches for one epoch, last one possibly smaller (for lessons; ``fit`` batches on device)."""
     order = np.random.default_rng(seed).permutation(len(x))
     for start in range(0, len(x), batch_size):
-        take = order[start:start + batch_size]
+        take = order[start : start + batch_size]
         yield x[take], y[take]

@@ -33,11 +33,13 @@ def read_table(path: Path, label: str | int | None = None) -> tuple[np.ndarray, 
         if len(row) != width:
             raise ValueError(f"{path}, line {line}: {len(row)} fields, expected {width} like the first row.")
         targets.append(row[column].strip())
-        cells = row[:column] + row[column + 1:]
+        cells = row[:column] + row[column + 1 :]
         bad = [c for c in cells if not _is_number(c)]
         if bad:
-            raise ValueError(f"{path}, line {line}: {bad[0]!r} is not a number; every feature must be numeric "
-                             f"(only the label column may hold text).")
+            raise ValueError(
+                f"{path}, line {line}: {bad[0]!r} is not a number; every feature must be numeric "
+                f"(only the label column may hold text)."
+            )
         features.append([float(c) for c in cells])
     x = np.asarray(features, np.float32)
     y = np.asarray([float(t) for t in targets]) if all(_is_number(t) for t in targets) else np.asarray(targets)

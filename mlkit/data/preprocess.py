@@ -45,7 +45,9 @@ class Preprocessor:
 
     @classmethod
     def from_dict(cls, d: dict) -> Preprocessor:
-        return cls(np.asarray(d["mean"], np.float32), np.asarray(d["scale"], np.float32),
-                   d.get("kind", "standardize"), d.get("floor", 0.0))
-
-
+        return cls(
+            np.asarray(d["mean"], np.float32),
+            np.asarray(d["scale"], np.float32),
+            d.get("kind", "standardize"),
+            d.get("floor", 0.0),
+        )

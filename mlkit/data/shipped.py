@@ -21,7 +21,9 @@ SHIPPED = {
     "mnist5k": ("mnist5k.npz", "f814240cf7e0d3cbaacc1a898905819a40ab46fb317a600d2a4b91a5c184c810", (28, 28)),
 }
 
-RESTORE = "Reinstall mlkit (`pip install --force-reinstall mlkit`) or, in a checkout, `git checkout -- mlkit/data/sets/`."
+RESTORE = (
+    "Reinstall mlkit (`pip install --force-reinstall mlkit`) or, in a checkout, `git checkout -- mlkit/data/sets/`."
+)
 
 
 def sets_dir() -> Path:
@@ -41,7 +43,8 @@ def read_shipped(name: str) -> tuple[np.ndarray, np.ndarray]:
         raise FileNotFoundError(f"The {name!r} data file is missing: expected {path}. It ships with mlkit. {RESTORE}")
     got = sha256(path)
     if got != expected:
-        raise ValueError(f"The {name!r} data file {path} has been altered: sha256 {got}, expected {expected}. "
-                         f"{RESTORE}")
+        raise ValueError(
+            f"The {name!r} data file {path} has been altered: sha256 {got}, expected {expected}. {RESTORE}"
+        )
     with np.load(path, allow_pickle=False) as f:
         return f["x"], f["y"]

@@ -30,6 +30,7 @@ import shutil
 import tempfile
 import uuid
 from pathlib import Path
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -44,8 +45,10 @@ METADATA = "metadata.json"
 PAYLOAD = "function.jaxexport"
 PLATFORMS = ("cpu", "cuda")  # exported for both, so an artifact saved on a laptop also runs on a GPU
 REQUIRED = ("format_version", "task", "labels", "input", "output", "preprocessor", "versions", "payload")
-RE_EXPORT = ("Re-export it with the versions installed here: `python -m mlkit train ... --out DIR`, "
-             "or `mlkit.save_predictor(predictor, DIR)` from the trained model.")
+RE_EXPORT = (
+    "Re-export it with the versions installed here: `python -m mlkit train ... --out DIR`, "
+    "or `mlkit.save_predictor(predictor, DIR)` from the trained model."
+)
 
 
 def save_predictor(predictor: Predictor, path: str | os.PathLike) -> Path:
@@ -55,8 +58,10 @@ def save_predictor(predictor: Predictor, path: str | os.PathLike) -> Path:
     exported = _export(predictor)
     outputs = exported.out_avals[0].shape[1]
     if predictor.task == "classification" and len(predictor.labels) != outputs:
-        raise ValueError(f"A classifier needs one label per output: expected {outputs} labels, "
-                         f"got {len(predictor.labels)}. Pass labels= to freeze or Predictor.")
+        raise ValueError(
+            f"A classifier needs one label per output: expected {outputs} labels, "
+            f"got {len(predictor.labels)}. Pass labels= to freeze or Predictor."
+        )
     payload = exported.serialize()
     metadata = {
         "format": FORMAT,
@@ -98,25 +103,36 @@ def load_predictor(path: str | os.PathLike) -> Predictor:
     try:
         exported = jax.export.deserialize(bytearray(payload))
     except Exception as e:  # flatbuffers raises struct.error, IndexError, ... on bytes it cannot parse
-        raise ValueError(f"{path / PAYLOAD} passed its checksum but jax {jax.__version__} cannot read it "
-                         f"({type(e).__name__}: {e}). {RE_EXPORT}") from e
+        raise ValueError(
+            f"{path / PAYLOAD} passed its checksum but jax {jax.__version__} cannot read it "
+            f"({type(e).__name__}: {e}). {RE_EXPORT}"
+        ) from e
     num_features = metadata["input"]["shape"][1]
     avals = exported.in_avals
     if len(avals) != 1 or avals[0].shape[1:] != (num_features,) or avals[0].dtype != jnp.float32:
         takes = ", ".join(aval.str_short() for aval in avals)
-        raise ValueError(f"{path}: {METADATA} says the input is float32[b,{num_features}] but the function "
-                         f"takes ({takes}); the two files do not belong together. Re-save the artifact.")
+        raise ValueError(
+            f"{path}: {METADATA} says the input is float32[b,{num_features}] but the function "
+            f"takes ({takes}); the two files do not belong together. Re-save the artifact."
+        )
     preprocessor = metadata["preprocessor"]
-    return Predictor(exported.call, num_features, metadata["labels"], task=metadata["task"],
-                     buckets=metadata.get("buckets", BUCKETS),
-                     preprocessor=None if preprocessor is None else Preprocessor.from_dict(preprocessor))
+    return Predictor(
+        exported.call,
+        num_features,
+        metadata["labels"],
+        task=metadata["task"],
+        buckets=metadata.get("buckets", BUCKETS),
+        preprocessor=None if preprocessor is None else Preprocessor.from_dict(preprocessor),
+    )
 
 
 def read_metadata(path: str | os.PathLike) -> dict:
     """The checked contents of ``path/metadata.json`` (the payload is not read)."""
     path = Path(path)
-    expected = (f"a directory holding {METADATA} and {PAYLOAD}, written by mlkit.save_predictor "
-                f"or `python -m mlkit train --out`")
+    expected = (
+        f"a directory holding {METADATA} and {PAYLOAD}, written by mlkit.save_predictor "
+        f"or `python -m mlkit train --out`"
+    )
     if not path.exists():
         aside = sorted(path.parent.glob(f".{path.name}.old-*"))
         hint = f" An interrupted save left the previous artifact at {aside[-1]}; rename it back." if aside else ""
@@ -129,16 +145,17 @@ def read_metadata(path: str | os.PathLike) -> dict:
     try:
         metadata = json.loads(meta_path.read_text())
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ValueError(f"{meta_path} is not valid JSON ({e}): the artifact is damaged. "
-                         f"Copy it again or re-save it.") from e
+        raise ValueError(
+            f"{meta_path} is not valid JSON ({e}): the artifact is damaged. Copy it again or re-save it."
+        ) from e
     if not isinstance(metadata, dict) or metadata.get("format") != FORMAT:
         got = metadata.get("format") if isinstance(metadata, dict) else type(metadata).__name__
-        raise ValueError(f"{meta_path} is not mlkit predictor metadata: "
-                         f"expected \"format\": \"{FORMAT}\", got {got!r}.")
+        raise ValueError(f'{meta_path} is not mlkit predictor metadata: expected "format": "{FORMAT}", got {got!r}.')
     missing = [key for key in REQUIRED if key not in metadata]
     if missing:
-        raise ValueError(f"{meta_path} lacks the keys {missing}: the artifact is incomplete or from another tool. "
-                         f"Re-save it.")
+        raise ValueError(
+            f"{meta_path} lacks the keys {missing}: the artifact is incomplete or from another tool. Re-save it."
+        )
     problem = _problem(metadata)
     if problem:
         raise ValueError(f"{meta_path} is malformed: {problem}. Re-save the artifact.")
@@ -147,7 +164,9 @@ def read_metadata(path: str | os.PathLike) -> dict:
 
 def _problem(metadata: dict) -> str | None:
     """What is wrong with the fields of ``metadata``, or None."""
-    shapes = [part.get("shape") if isinstance(part, dict) else None for part in (metadata["input"], metadata["output"])]
+    shapes: list[Any] = [
+        part.get("shape") if isinstance(part, dict) else None for part in (metadata["input"], metadata["output"])
+    ]
     if not all(isinstance(s, list) and len(s) == 2 and isinstance(s[1], int) and s[1] > 0 for s in shapes):
         return f'"input" and "output" should each hold a "shape" ["b", size], got {shapes}'
     if metadata["task"] not in ("classification", "regression"):
@@ -158,15 +177,18 @@ def _problem(metadata: dict) -> str | None:
     if metadata["task"] == "classification" and len(labels) != shapes[1][1]:
         return f"{len(labels)} labels for {shapes[1][1]} outputs"
     pre, n = metadata["preprocessor"], shapes[0][1]
-    if pre is not None and not (isinstance(pre, dict) and all(
-            isinstance(pre.get(key), list) and len(pre[key]) == n for key in ("mean", "scale"))):
+    if pre is not None and not (
+        isinstance(pre, dict)
+        and all(isinstance(pre.get(key), list) and len(pre[key]) == n for key in ("mean", "scale"))
+    ):
         return f'"preprocessor" should be null or hold "mean" and "scale" lists of {n} numbers'
     buckets = metadata.get("buckets", [1])
     if not (isinstance(buckets, list) and buckets and all(isinstance(b, int) and b > 0 for b in buckets)):
         return f'"buckets" should be a list of positive batch sizes, got {buckets!r}'
     payload = metadata["payload"]
-    if not (isinstance(payload, dict) and isinstance(payload.get("bytes"), int)
-            and isinstance(payload.get("sha256"), str)):
+    if not (
+        isinstance(payload, dict) and isinstance(payload.get("bytes"), int) and isinstance(payload.get("sha256"), str)
+    ):
         return f'"payload" should hold "bytes" (an integer) and "sha256" (hex digits), got {payload!r}'
     if not isinstance(metadata["versions"], dict) or not isinstance(metadata["format_version"], int):
         return '"versions" should be an object and "format_version" an integer'
@@ -174,7 +196,7 @@ def _problem(metadata: dict) -> str | None:
 
 
 def _export(predictor: Predictor) -> jax.export.Exported:
-    batch, = jax.export.symbolic_shape("b")
+    (batch,) = jax.export.symbolic_shape("b")
     spec = jax.ShapeDtypeStruct((batch, predictor.num_features), jnp.float32)
     here = jax.export.default_export_platform()
     try:
@@ -184,8 +206,12 @@ def _export(predictor: Predictor) -> jax.export.Exported:
 
 
 def _versions(calling_convention: int) -> dict:
-    return {"mlkit": importlib.metadata.version("mlkit"), "jax": jax.__version__, "serialization": _serialization_version(),
-            "calling_convention": calling_convention}
+    return {
+        "mlkit": importlib.metadata.version("mlkit"),
+        "jax": jax.__version__,
+        "serialization": _serialization_version(),
+        "calling_convention": calling_convention,
+    }
 
 
 def _serialization_version() -> int | None:
@@ -202,22 +228,30 @@ def _check_versions(metadata: dict, path: Path) -> None:
     """Refuse, saying how to re-export, what this mlkit, jax or machine cannot run."""
     versions = metadata["versions"]
     if metadata["format_version"] > FORMAT_VERSION:
-        raise ValueError(f"{path} uses artifact format {metadata['format_version']} (mlkit {versions.get('mlkit')}); "
-                         f"this mlkit {importlib.metadata.version('mlkit')} reads format {FORMAT_VERSION}. Upgrade mlkit to read it. "
-                         f"{RE_EXPORT}")
+        raise ValueError(
+            f"{path} uses artifact format {metadata['format_version']} (mlkit {versions.get('mlkit')}); "
+            f"this mlkit {importlib.metadata.version('mlkit')} reads format {FORMAT_VERSION}. "
+            f"Upgrade mlkit to read it. {RE_EXPORT}"
+        )
     serialization, convention = versions.get("serialization"), versions.get("calling_convention")
-    readable, lowest, highest = (_serialization_version(), jax.export.minimum_supported_calling_convention_version,
-                                 jax.export.maximum_supported_calling_convention_version)
+    readable, lowest, highest = (
+        _serialization_version(),
+        jax.export.minimum_supported_calling_convention_version,
+        jax.export.maximum_supported_calling_convention_version,
+    )
     too_new = isinstance(serialization, int) and readable is not None and serialization > readable
     if too_new or not (isinstance(convention, int) and lowest <= convention <= highest):
-        raise ValueError(f"{path} was exported by jax {versions.get('jax')} (jax.export serialization version "
-                         f"{serialization}, calling convention {convention}); the jax {jax.__version__} installed "
-                         f"here reads serialization versions up to {readable} and calling conventions "
-                         f"{lowest} to {highest}. {RE_EXPORT}")
+        raise ValueError(
+            f"{path} was exported by jax {versions.get('jax')} (jax.export serialization version "
+            f"{serialization}, calling convention {convention}); the jax {jax.__version__} installed "
+            f"here reads serialization versions up to {readable} and calling conventions "
+            f"{lowest} to {highest}. {RE_EXPORT}"
+        )
     platform = jax.export.default_export_platform()
     if platform not in metadata.get("platforms", [platform]):
-        raise ValueError(f"{path} was exported for {metadata['platforms']} but this machine runs {platform!r}. "
-                         f"{RE_EXPORT}")
+        raise ValueError(
+            f"{path} was exported for {metadata['platforms']} but this machine runs {platform!r}. {RE_EXPORT}"
+        )
 
 
 def _read_payload(path: Path, metadata: dict) -> bytes:
@@ -227,12 +261,16 @@ def _read_payload(path: Path, metadata: dict) -> bytes:
     payload = payload_path.read_bytes()
     expected = metadata["payload"]
     if len(payload) != expected["bytes"]:
-        raise ValueError(f"{payload_path} is {len(payload)} bytes, expected {expected['bytes']}: the artifact is "
-                         f"truncated or altered (an interrupted copy?). Copy it again or re-save it.")
+        raise ValueError(
+            f"{payload_path} is {len(payload)} bytes, expected {expected['bytes']}: the artifact is "
+            f"truncated or altered (an interrupted copy?). Copy it again or re-save it."
+        )
     digest = hashlib.sha256(payload).hexdigest()
     if digest != expected["sha256"]:
-        raise ValueError(f"{payload_path} has been altered: sha256 {digest}, expected {expected['sha256']} "
-                         f"(recorded in {METADATA}). Copy the artifact again or re-save it.")
+        raise ValueError(
+            f"{payload_path} has been altered: sha256 {digest}, expected {expected['sha256']} "
+            f"(recorded in {METADATA}). Copy the artifact again or re-save it."
+        )
     return payload
 
 
@@ -255,8 +293,10 @@ def _check_target(path: Path) -> None:
     except (OSError, ValueError, AttributeError):
         ours = False
     if not ours:
-        raise ValueError(f"Refusing to save over {path}: it exists and is not a predictor artifact. "
-                         f"Expected a new path, an empty directory or an earlier artifact; choose another path.")
+        raise ValueError(
+            f"Refusing to save over {path}: it exists and is not a predictor artifact. "
+            f"Expected a new path, an empty directory or an earlier artifact; choose another path."
+        )
 
 
 def _write(file: Path, data: bytes) -> None:

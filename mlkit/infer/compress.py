@@ -76,8 +76,9 @@ def prune(model: nnx.Module, data: Dataset, sparsity: float) -> Predictor:
     zeros are stored densely: the size does not shrink, only the nonzero count.
     """
     if not 0.0 <= sparsity < 1.0:
-        raise ValueError(f"sparsity is the fraction of weights set to zero: "
-                         f"expected 0 <= sparsity < 1, got {sparsity}.")
+        raise ValueError(
+            f"sparsity is the fraction of weights set to zero: expected 0 <= sparsity < 1, got {sparsity}."
+        )
     layers, activation = _layers64(model)
     for layer in layers:
         w = layer["w"] = layer["w"].copy()
@@ -119,11 +120,16 @@ def lean(model: nnx.Module, data: Dataset, precision: str = "float32", sparsity:
     return layers_predictor(layers, dense_layers(model)[1], data)
 
 
-def variants(model: nnx.Module, data: Dataset, *,
-             sparsities: Sequence[float] = (0.5, 0.8, 0.9)) -> dict[str, Predictor]:
+def variants(
+    model: nnx.Module, data: Dataset, *, sparsities: Sequence[float] = (0.5, 0.8, 0.9)
+) -> dict[str, Predictor]:
     """Every variant by name: original, folded, bf16, int8 and pruned at each sparsity."""
-    out = {"original": freeze(model, data), "folded": fold(model, data),
-           "bf16": quantize(model, data, "bfloat16"), "int8": quantize(model, data, "int8")}
+    out = {
+        "original": freeze(model, data),
+        "folded": fold(model, data),
+        "bf16": quantize(model, data, "bfloat16"),
+        "int8": quantize(model, data, "int8"),
+    }
     out.update({f"pruned {s:.0%}": prune(model, data, s) for s in sparsities})
     return out
 
@@ -157,14 +163,18 @@ class Report:
 
     def __str__(self) -> str:
         base = self.rows[0]
-        lines = [f"{'variant':<12} {'bytes':>9} {'size':>6} {'nonzero':>8} {'CSR bytes':>10} "
-                 f"{self.split + ' acc':>9} {'Δ points':>8} {'batch-1 µs':>10} {'speed-up':>8}"]
-        for r in self.rows:
-            lines.append(f"{r.name:<12} {r.nbytes:>9,} {r.nbytes / base.nbytes:>6.0%} {r.nonzero / r.params:>8.0%} "
-                         f"{r.sparse_nbytes:>10,} {r.accuracy:>9.4f} {100 * (r.accuracy - base.accuracy):>+8.2f} "
-                         f"{r.latency * 1e6:>10.1f} {base.latency / r.latency:>7.2f}x")
-        lines.append("sizes are as stored (dense); CSR bytes: the same numbers stored sparse")
-        return "\n".join(lines)
+        header = (
+            f"{'variant':<12} {'bytes':>9} {'size':>6} {'nonzero':>8} {'CSR bytes':>10} "
+            f"{self.split + ' acc':>9} {'Δ points':>8} {'batch-1 µs':>10} {'speed-up':>8}"
+        )
+        lines = [
+            f"{r.name:<12} {r.nbytes:>9,} {r.nbytes / base.nbytes:>6.0%} {r.nonzero / r.params:>8.0%} "
+            f"{r.sparse_nbytes:>10,} {r.accuracy:>9.4f} {100 * (r.accuracy - base.accuracy):>+8.2f} "
+            f"{r.latency * 1e6:>10.1f} {base.latency / r.latency:>7.2f}x"
+            for r in self.rows
+        ]
+        note = "sizes are as stored (dense); CSR bytes: the same numbers stored sparse"
+        return "\n".join([header, *lines, note])
 
 
 def measure(predictors: Mapping[str, Predictor], split: Split, *, name: str = "test", repeats: int = 100) -> Report:
@@ -174,18 +184,34 @@ def measure(predictors: Mapping[str, Predictor], split: Split, *, name: str = "t
         if predictor.task != "classification":
             raise ValueError(f"measure compares classifiers by accuracy; {label!r} does {predictor.task}.")
         if predictor.params is None:
-            raise ValueError(f"{label!r} does not say which arrays it holds (params=None), so its size is unknown; "
-                             f"measure predictors made by freeze or mlkit.compress, not loaded artifacts.")
+            raise ValueError(
+                f"{label!r} does not say which arrays it holds (params=None), so its size is unknown; "
+                f"measure predictors made by freeze or mlkit.compress, not loaded artifacts."
+            )
         leaves = [np.asarray(leaf) for leaf in jax.tree.leaves(predictor.params)]
-        rows.append(Row(label, sum(a.nbytes for a in leaves), sum(_csr_bytes(a) for a in leaves),
-                        sum(int(np.count_nonzero(a)) for a in leaves), sum(a.size for a in leaves),
-                        accuracy(predictor, split), 0.0))
+        rows.append(
+            Row(
+                label,
+                sum(a.nbytes for a in leaves),
+                sum(_csr_bytes(a) for a in leaves),
+                sum(int(np.count_nonzero(a)) for a in leaves),
+                sum(a.size for a in leaves),
+                accuracy(predictor, split),
+                0.0,
+            )
+        )
     times = _latencies(list(predictors.values()), split.raw_x[:1], repeats)
-    return Report(tuple(dataclasses.replace(row, latency=t) for row, t in zip(rows, times)), name)
+    return Report(tuple(dataclasses.replace(row, latency=t) for row, t in zip(rows, times, strict=True)), name)
 
 
-def report(model: nnx.Module, data: Dataset, *, split: str = "test", sparsities: Sequence[float] = (0.5, 0.8, 0.9),
-           repeats: int = 100) -> Report:
+def report(
+    model: nnx.Module,
+    data: Dataset,
+    *,
+    split: str = "test",
+    sparsities: Sequence[float] = (0.5, 0.8, 0.9),
+    repeats: int = 100,
+) -> Report:
     """Build every variant of ``model`` and measure it on ``data``'s ``split``; ``print`` it for a table."""
     return measure(variants(model, data, sparsities=sparsities), getattr(data, split), name=split, repeats=repeats)
 
@@ -210,8 +236,10 @@ def _layers64(model: nnx.Module) -> tuple[list[Layer], str]:
     elif isinstance(model, LogisticRegression):
         linears, norms, activation = [model.linear], [], "linear"
     else:
-        raise TypeError(f"compress folds Linear layers: expected an MLP or LogisticRegression, got "
-                        f"{type(model).__name__}. For other models, use mlkit.freeze.")
+        raise TypeError(
+            f"compress folds Linear layers: expected an MLP or LogisticRegression, got "
+            f"{type(model).__name__}. For other models, use mlkit.freeze."
+        )
     layers = []
     for i, linear in enumerate(linears):
         w = np.asarray(linear.kernel[...], np.float64)

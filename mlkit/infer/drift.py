@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
+from typing import overload
 
 import numpy as np
 
@@ -23,37 +24,65 @@ NOISE = 0.4  # noise standard deviation at severity 1, as a fraction of the valu
 FADE = 0.8  # fraction of the ink that fades away at severity 1
 
 
-def translate(x: np.ndarray, image_shape: tuple[int, int], severity: float, *, seed: int = 0,
-              value_range: tuple[float, float] | None = None) -> np.ndarray:
+def translate(
+    x: np.ndarray,
+    image_shape: tuple[int, int],
+    severity: float,
+    *,
+    seed: int = 0,
+    value_range: tuple[float, float] | None = None,
+) -> np.ndarray:
     """Each image moved by ``severity * MAX_SHIFT`` of its side in a random direction (bilinear, blank edges)."""
+
     def warp(images, rows, cols, rng):
         angle = rng.uniform(0, 2 * np.pi, len(images))[:, None, None]
         distance = severity * MAX_SHIFT * min(image_shape)
         return rows - distance * np.sin(angle), cols - distance * np.cos(angle)
+
     return _geometric(x, image_shape, severity, seed, value_range, warp)
 
 
-def rotate(x: np.ndarray, image_shape: tuple[int, int], severity: float, *, seed: int = 0,
-           value_range: tuple[float, float] | None = None) -> np.ndarray:
+def rotate(
+    x: np.ndarray,
+    image_shape: tuple[int, int],
+    severity: float,
+    *,
+    seed: int = 0,
+    value_range: tuple[float, float] | None = None,
+) -> np.ndarray:
     """Each image turned about its centre by ``severity * MAX_DEGREES``, clockwise or not at random."""
+
     def warp(images, rows, cols, rng):
         theta = np.radians(severity * MAX_DEGREES) * rng.choice([-1.0, 1.0], len(images))[:, None, None]
         cr, cc = (image_shape[0] - 1) / 2, (image_shape[1] - 1) / 2
         r, c = rows - cr, cols - cc  # output pixel → where it comes from: rotate back by -theta
         return cr + np.cos(theta) * r + np.sin(theta) * c, cc - np.sin(theta) * r + np.cos(theta) * c
+
     return _geometric(x, image_shape, severity, seed, value_range, warp)
 
 
-def noise(x: np.ndarray, image_shape: tuple[int, int], severity: float, *, seed: int = 0,
-          value_range: tuple[float, float] | None = None) -> np.ndarray:
+def noise(
+    x: np.ndarray,
+    image_shape: tuple[int, int],
+    severity: float,
+    *,
+    seed: int = 0,
+    value_range: tuple[float, float] | None = None,
+) -> np.ndarray:
     """Gaussian noise with a standard deviation of ``severity * NOISE`` of the value range on every pixel."""
     lo, hi = _range(x, value_range)
     sigma = _check(x, image_shape, severity) * NOISE * (hi - lo)
     return _out(x, x + np.random.default_rng(seed).normal(0.0, 1.0, x.shape) * sigma, lo, hi, sigma)
 
 
-def thicken(x: np.ndarray, image_shape: tuple[int, int], severity: float, *, seed: int = 0,
-            value_range: tuple[float, float] | None = None) -> np.ndarray:
+def thicken(
+    x: np.ndarray,
+    image_shape: tuple[int, int],
+    severity: float,
+    *,
+    seed: int = 0,
+    value_range: tuple[float, float] | None = None,
+) -> np.ndarray:
     """Thicker strokes: a blend, by ``severity``, towards a max filter one pixel wide (two for 28x28)."""
     lo, hi = _range(x, value_range)
     severity = _check(x, image_shape, severity)
@@ -61,20 +90,34 @@ def thicken(x: np.ndarray, image_shape: tuple[int, int], severity: float, *, see
     images = x.reshape(len(x), *image_shape).astype(np.float64)
     padded = np.pad(images, ((0, 0), (radius, radius), (radius, radius)), constant_values=lo)
     h, w = image_shape
-    grown = np.max([padded[:, i:i + h, j:j + w] for i in range(2 * radius + 1) for j in range(2 * radius + 1)], axis=0)
+    grown = np.max(
+        [padded[:, i : i + h, j : j + w] for i in range(2 * radius + 1) for j in range(2 * radius + 1)], axis=0
+    )
     return _out(x, (images + severity * (grown - images)).reshape(x.shape), lo, hi, severity)
 
 
-def fade(x: np.ndarray, image_shape: tuple[int, int], severity: float, *, seed: int = 0,
-         value_range: tuple[float, float] | None = None) -> np.ndarray:
+def fade(
+    x: np.ndarray,
+    image_shape: tuple[int, int],
+    severity: float,
+    *,
+    seed: int = 0,
+    value_range: tuple[float, float] | None = None,
+) -> np.ndarray:
     """Fainter strokes: the ink moves towards the background by ``severity * FADE`` of its strength."""
     lo, hi = _range(x, value_range)
     severity = _check(x, image_shape, severity)
     return _out(x, lo + (x - lo) * (1.0 - FADE * severity), lo, hi, severity)
 
 
-def invert(x: np.ndarray, image_shape: tuple[int, int], severity: float, *, seed: int = 0,
-           value_range: tuple[float, float] | None = None) -> np.ndarray:
+def invert(
+    x: np.ndarray,
+    image_shape: tuple[int, int],
+    severity: float,
+    *,
+    seed: int = 0,
+    value_range: tuple[float, float] | None = None,
+) -> np.ndarray:
     """Inverted shade: a blend, by ``severity``, towards light strokes on a dark ground (``lo + hi - x``)."""
     lo, hi = _range(x, value_range)
     severity = _check(x, image_shape, severity)
@@ -82,13 +125,51 @@ def invert(x: np.ndarray, image_shape: tuple[int, int], severity: float, *, seed
 
 
 KINDS: dict[str, Callable[..., np.ndarray]] = {
-    "translate": translate, "rotate": rotate, "noise": noise, "thicken": thicken, "fade": fade, "invert": invert,
+    "translate": translate,
+    "rotate": rotate,
+    "noise": noise,
+    "thicken": thicken,
+    "fade": fade,
+    "invert": invert,
 }
 
 
-def shift(data: Dataset | Split, kind: str, severity: float = 1.0, *, seed: int = 0,
-          image_shape: tuple[int, int] | None = None, preprocessor: Preprocessor | None = None,
-          value_range: tuple[float, float] | None = None) -> Dataset | Split:
+@overload
+def shift(
+    data: Dataset,
+    kind: str,
+    severity: float = ...,
+    *,
+    seed: int = 0,
+    image_shape: tuple[int, int] | None = None,
+    preprocessor: Preprocessor | None = None,
+    value_range: tuple[float, float] | None = None,
+) -> Dataset: ...
+
+
+@overload
+def shift(
+    data: Split,
+    kind: str,
+    severity: float = ...,
+    *,
+    seed: int = 0,
+    image_shape: tuple[int, int] | None = None,
+    preprocessor: Preprocessor | None = None,
+    value_range: tuple[float, float] | None = None,
+) -> Split: ...
+
+
+def shift(
+    data: Dataset | Split,
+    kind: str,
+    severity: float = 1.0,
+    *,
+    seed: int = 0,
+    image_shape: tuple[int, int] | None = None,
+    preprocessor: Preprocessor | None = None,
+    value_range: tuple[float, float] | None = None,
+) -> Dataset | Split:
     """A copy of ``data`` with ``raw_x`` shifted by ``kind`` and ``x`` re-computed by the original pre-processing.
 
     A Dataset carries its image shape, pre-processing and value range (taken from
@@ -101,16 +182,31 @@ def shift(data: Dataset | Split, kind: str, severity: float = 1.0, *, seed: int 
         if data.image_shape is None and image_shape is None:
             raise ValueError(f"shift works on images; {data.name!r} has no image shape. Pass image_shape=(h, w).")
         value_range = value_range or (float(data.train.raw_x.min()), float(data.train.raw_x.max()))
-        options = dict(image_shape=image_shape or data.image_shape, preprocessor=preprocessor or data.preprocessor,
-                       value_range=value_range)
-        splits = {name: shift(getattr(data, name), kind, severity, seed=seed + i, **options)
-                  for i, name in enumerate(("train", "val", "test"))}
-        return dataclasses.replace(data, name=f"{data.name} ({kind} {severity:g})", **splits)
+        shape, pre = image_shape or data.image_shape, preprocessor or data.preprocessor
+        train, val, test = (
+            _shift_split(split, kind, severity, seed + i, shape, pre, value_range)
+            for i, split in enumerate((data.train, data.val, data.test))
+        )
+        return dataclasses.replace(data, name=f"{data.name} ({kind} {severity:g})", train=train, val=val, test=test)
+    return _shift_split(data, kind, severity, seed, image_shape, preprocessor, value_range)
+
+
+def _shift_split(
+    split: Split,
+    kind: str,
+    severity: float,
+    seed: int,
+    image_shape: tuple[int, int] | None,
+    preprocessor: Preprocessor | None,
+    value_range: tuple[float, float] | None,
+) -> Split:
     if image_shape is None or preprocessor is None:
-        raise ValueError("shift of a Split needs image_shape=(h, w) and preprocessor= (the one the model was "
-                         "trained with); or pass the whole Dataset, which carries both.")
-    raw = KINDS[kind](data.raw_x, image_shape, severity, seed=seed, value_range=value_range)
-    return dataclasses.replace(data, raw_x=raw, x=np.asarray(preprocessor(raw), np.float32))
+        raise ValueError(
+            "shift of a Split needs image_shape=(h, w) and preprocessor= (the one the model was "
+            "trained with); or pass the whole Dataset, which carries both."
+        )
+    raw = KINDS[kind](split.raw_x, image_shape, severity, seed=seed, value_range=value_range)
+    return dataclasses.replace(split, raw_x=raw, x=np.asarray(preprocessor(raw), np.float32))
 
 
 def finetune_data(data: Dataset, kind: str, severity: float, n: int, *, seed: int = 0) -> Dataset:
@@ -124,8 +220,10 @@ def _check(x: np.ndarray, image_shape: tuple[int, int], severity: float) -> floa
     if not 0.0 <= severity <= 1.0:
         raise ValueError(f"severity must be in [0, 1] (0: unchanged, 1: strongest), got {severity}.")
     if x.ndim != 2 or x.shape[1] != image_shape[0] * image_shape[1]:
-        raise ValueError(f"Expected rows of {image_shape[0]}x{image_shape[1]} = {image_shape[0] * image_shape[1]} "
-                         f"pixels, shape (n, {image_shape[0] * image_shape[1]}); got shape {x.shape}.")
+        raise ValueError(
+            f"Expected rows of {image_shape[0]}x{image_shape[1]} = {image_shape[0] * image_shape[1]} "
+            f"pixels, shape (n, {image_shape[0] * image_shape[1]}); got shape {x.shape}."
+        )
     return float(severity)
 
 

@@ -13,11 +13,12 @@ import numpy as np
 
 UNSURE = "unsure"
 
+
 def top_k(probs: np.ndarray, labels: Sequence, k: int = 3) -> list[list[tuple[object, float]]]:
     """The ``k`` likeliest ``(label, probability)`` pairs of each row of ``probs``, likeliest first."""
     probs = np.atleast_2d(np.asarray(probs))
     order = np.argsort(-probs, axis=1, kind="stable")[:, :k]
-    return [[(labels[i], float(row[i])) for i in idx] for row, idx in zip(probs, order)]
+    return [[(labels[i], float(row[i])) for i in idx] for row, idx in zip(probs, order, strict=True)]
 
 
 def answer(probs: np.ndarray, labels: Sequence, threshold: float = 0.0) -> np.ndarray:

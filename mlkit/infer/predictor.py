@@ -37,9 +37,17 @@ class Predictor:
     artifact); ``params`` are the arrays ``fn`` closes over, kept to count bytes.
     """
 
-    def __init__(self, fn: Callable, num_features: int, labels: Sequence = (), *,
-                 task: str = "classification", buckets: Sequence[int] = BUCKETS,
-                 preprocessor: Preprocessor | None = None, params: Any = None):
+    def __init__(
+        self,
+        fn: Callable,
+        num_features: int,
+        labels: Sequence = (),
+        *,
+        task: str = "classification",
+        buckets: Sequence[int] = BUCKETS,
+        preprocessor: Preprocessor | None = None,
+        params: Any = None,
+    ):
         self.fn = fn
         self.num_features = num_features
         self.labels = tuple(labels)
@@ -85,8 +93,10 @@ class Predictor:
         x = x.astype(np.float32, copy=False)
         if not np.isfinite(x).all():
             rows = np.flatnonzero(~np.isfinite(x).all(axis=1))
-            raise ValueError(f"Expected finite numbers; rows {rows[:10].tolist()} hold NaN or infinity. "
-                             f"Fill or drop them before predicting.")
+            raise ValueError(
+                f"Expected finite numbers; rows {rows[:10].tolist()} hold NaN or infinity. "
+                f"Fill or drop them before predicting."
+            )
         return x
 
     def _shape_problem(self, x: np.ndarray) -> str:
@@ -103,7 +113,7 @@ class Predictor:
         largest = self.buckets[-1]
         if len(x) <= largest:  # the common case, without building a list
             return self._run_bucketed(x)
-        return np.concatenate([self._run_bucketed(x[i:i + largest]) for i in range(0, len(x), largest)])
+        return np.concatenate([self._run_bucketed(x[i : i + largest]) for i in range(0, len(x), largest)])
 
     def _run_bucketed(self, x: np.ndarray) -> np.ndarray:
         n = len(x)
@@ -126,8 +136,13 @@ def accuracy(predictor: Predictor, split: Split) -> float:
     return float(np.mean(predictor.predict_proba(split.raw_x).argmax(1) == split.y))
 
 
-def freeze(model: nnx.Module, data: Dataset | None = None, *, preprocessor: Preprocessor | None = None,
-           labels: Sequence | None = None) -> Predictor:
+def freeze(
+    model: nnx.Module,
+    data: Dataset | None = None,
+    *,
+    preprocessor: Preprocessor | None = None,
+    labels: Sequence | None = None,
+) -> Predictor:
     """A :class:`Predictor` that applies ``data``'s pre-processing, the model in inference mode and softmax.
 
     The parameters are copied out of the model now, so training the model further
@@ -148,6 +163,14 @@ def freeze(model: nnx.Module, data: Dataset | None = None, *, preprocessor: Prep
         outputs = nnx.merge(graphdef, state)(preprocessor(x))
         return jax.nn.softmax(outputs, axis=-1) if task == "classification" else outputs
 
-    return Predictor(frozen, len(preprocessor.mean), labels or (), task=task, preprocessor=preprocessor,
-                     params={"model": nnx.filter_state(state, nnx.Param, nnx.BatchStat),  # not the dropout RNG state
-                             "preprocessor": (preprocessor.mean, preprocessor.scale)})
+    return Predictor(
+        frozen,
+        len(preprocessor.mean),
+        labels or (),
+        task=task,
+        preprocessor=preprocessor,
+        params={
+            "model": nnx.filter_state(state, nnx.Param, nnx.BatchStat),  # not the dropout RNG state
+            "preprocessor": (preprocessor.mean, preprocessor.scale),
+        },
+    )

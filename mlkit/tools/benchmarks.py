@@ -9,6 +9,7 @@ the target ratios, writes everything as JSON.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -16,6 +17,7 @@ import platform
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import flax
 import jax
@@ -27,24 +29,53 @@ from flax import nnx
 import mlkit
 from mlkit import bench
 from mlkit.data import Dataset
-from mlkit.models import eval_view
+from mlkit.infer import compress
+from mlkit.models import eval_view, split_params
 
 HIDDEN, LR, SEED = (256, 256), 1e-3, 0
-COMPILE_NOTE = ("compile s: everything a first call costs beyond a steady one (tracing, XLA compile, first-run "
-                "set-up): first call - one step for the eager and nnx.jit loops; lower+compile plus first-call excess\n"
-                "for jax.jit; History.compile_time plus first-epoch excess for mlkit.fit. ms/step: median epoch/steps.")
+COMPILE_NOTE = (
+    "compile s: everything a first call costs beyond a steady one (tracing, XLA compile, first-run "
+    "set-up): first call - one step for the eager and nnx.jit loops; lower+compile plus first-call excess\n"
+    "for jax.jit; History.compile_time plus first-epoch excess for mlkit.fit. ms/step: median epoch/steps."
+)
 
 
-TRAIN_COLUMNS = ("method", "batch", "steps", "ms/step", "steps/s", "compile s", "GFLOP/s", "% peak", "last-epoch loss",
-                 "note")
+TRAIN_COLUMNS = (
+    "method",
+    "batch",
+    "steps",
+    "ms/step",
+    "steps/s",
+    "compile s",
+    "GFLOP/s",
+    "% peak",
+    "last-epoch loss",
+    "note",
+)
 
 
 def _settings(quick: bool) -> dict:
     if quick:
-        return {"epochs": 3, "batches": (32,), "eager_steps": 2, "repeats_1": 20, "repeats_big": 3,
-                "redraw_epochs": 3, "redraw_repeats": 1, "matmul_n": 256}
-    return {"epochs": 20, "batches": (32, 256), "eager_steps": 20, "repeats_1": 300, "repeats_big": 30,
-            "redraw_epochs": 20, "redraw_repeats": 3, "matmul_n": 1024}
+        return {
+            "epochs": 3,
+            "batches": (32,),
+            "eager_steps": 2,
+            "repeats_1": 20,
+            "repeats_big": 3,
+            "redraw_epochs": 3,
+            "redraw_repeats": 1,
+            "matmul_n": 256,
+        }
+    return {
+        "epochs": 20,
+        "batches": (32, 256),
+        "eager_steps": 20,
+        "repeats_1": 300,
+        "repeats_big": 30,
+        "redraw_epochs": 20,
+        "redraw_repeats": 3,
+        "matmul_n": 1024,
+    }
 
 
 def _model() -> mlkit.MLP:
@@ -62,7 +93,7 @@ def _loss_fn(model, batch):
 def _nnx_train_step(model, optimizer, batch):
     """flax's tutorial train step (its metrics object left out, which only makes it faster)."""
     grad_fn = nnx.value_and_grad(_loss_fn, has_aux=True)
-    (loss, logits), grads = grad_fn(model, batch)
+    (loss, _logits), grads = grad_fn(model, batch)
     optimizer.update(model, grads)
     return loss
 
@@ -70,12 +101,15 @@ def _nnx_train_step(model, optimizer, batch):
 def _functional(graphdef, rest, tx):
     """A pure step ``(params, opt_state), batch -> (params, opt_state), loss``: the model split once
     outside, merged inside (flax's functional-API example). Run it eagerly or under ``jax.jit``."""
+
     def step(state, batch):
         params, opt_state = state
-        (loss, _), grads = jax.value_and_grad(lambda p: _loss_fn(nnx.merge(graphdef, p, rest), batch),
-                                              has_aux=True)(params)
+        (loss, _), grads = jax.value_and_grad(lambda p: _loss_fn(nnx.merge(graphdef, p, rest), batch), has_aux=True)(
+            params
+        )
         updates, opt_state = tx.update(grads, opt_state, params)
         return (optax.apply_updates(params, updates), opt_state), loss
+
     return step
 
 
@@ -95,7 +129,7 @@ def _epochs(data, batch: int, epochs: int) -> list[list[dict]]:
 def _epoch_runner(step: Callable, state) -> tuple[Callable[[list], None], dict]:
     """``run(batches)`` feeds one epoch through ``step(state, batch) -> (state, loss)``, blocking once at the
     end; ``record`` collects each epoch's seconds and the last epoch's mean loss."""
-    record = {"seconds": [], "loss": math.nan}
+    record: dict[str, Any] = {"seconds": [], "loss": math.nan}
 
     def run(batches: list) -> None:
         nonlocal state
@@ -107,11 +141,11 @@ def _epoch_runner(step: Callable, state) -> tuple[Callable[[list], None], dict]:
         jax.block_until_ready((state, losses))
         record["seconds"].append(time.perf_counter() - start)
         record["loss"] = float(np.mean([float(v) for v in losses]))
+
     return run, record
 
 
-def train_rows(data, batch: int, epochs: int, eager_steps: int,
-               flops_per_step: float) -> tuple[list[dict], mlkit.MLP]:
+def train_rows(data, batch: int, epochs: int, eager_steps: int, flops_per_step: float) -> tuple[list[dict], mlkit.MLP]:
     """The four training methods at one batch size, from the same initial weights on the same batches;
     also returns the model ``mlkit.fit`` trained.
 
@@ -124,21 +158,38 @@ def train_rows(data, batch: int, epochs: int, eager_steps: int,
 
     def add(name, seconds, items, compile_s, loss, note=""):
         per_step = float(np.median(seconds)) / items
-        rows.append({"method": name, "batch": batch, "steps": steps * epochs, "ms/step": per_step * 1e3,
-                     "steps/s": 1 / per_step, "compile s": compile_s, "GFLOP/s": flops_per_step / per_step / 1e9,
-                     "% peak": math.nan, "last-epoch loss": loss, "note": note,
-                     "timed_seconds": [float(v) for v in seconds]})  # per epoch (per step for eager): JSON only
+        rows.append(
+            {
+                "method": name,
+                "batch": batch,
+                "steps": steps * epochs,
+                "ms/step": per_step * 1e3,
+                "steps/s": 1 / per_step,
+                "compile s": compile_s,
+                "GFLOP/s": flops_per_step / per_step / 1e9,
+                "% peak": math.nan,
+                "last-epoch loss": loss,
+                "note": note,
+                "timed_seconds": [float(v) for v in seconds],
+            }
+        )  # per epoch (per step for eager): JSON only
 
     # (1) eager: jax.value_and_grad and optax called op by op from Python, no jit anywhere.
-    graphdef, params, rest = nnx.split(_model(), nnx.Param, ...)
+    graphdef, params, rest = split_params(_model())
     tx = optax.adam(LR)
     step = _functional(graphdef, rest, tx)
     start = time.perf_counter()
     state, _ = step((params, tx.init(params)), batches[0][0])
     first = time.perf_counter() - start
     timing = bench.time_calls(step, state, batches[0][1], warmup=1, repeats=eager_steps, unit="step")
-    add("eager jax.value_and_grad loop", timing.seconds, 1, first - timing.p50, math.nan,
-        f"{eager_steps} steps timed, scaled")
+    add(
+        "eager jax.value_and_grad loop",
+        timing.seconds,
+        1,
+        first - timing.p50,
+        math.nan,
+        f"{eager_steps} steps timed, scaled",
+    )
 
     # (2) nnx.jit per batch, as in flax's NNX MNIST tutorial. Its compile: the first call, undone afterwards.
     model = _model()
@@ -169,18 +220,33 @@ def train_rows(data, batch: int, epochs: int, eager_steps: int,
     nnx_step_s = np.median(nnx_record["seconds"]) / steps
     add("nnx.jit step (flax tutorial)", nnx_record["seconds"], steps, nnx_first - nnx_step_s, nnx_record["loss"])
     jit_step_s = np.median(jit_record["seconds"]) / steps
-    add("functional jax.jit step", jit_record["seconds"], steps, jit_compile + jit_first - jit_step_s,
-        jit_record["loss"])
+    add(
+        "functional jax.jit step",
+        jit_record["seconds"],
+        steps,
+        jit_compile + jit_first - jit_step_s,
+        jit_record["loss"],
+    )
     steady = history.epoch_time[1:] or history.epoch_time  # fit's first epoch also pays a first-run cost
-    add("mlkit.fit (scan epoch + validation)", steady, steps,
-        history.compile_time + max(history.epoch_time[0] - float(np.median(steady)), 0.0), history.train_loss[-1],
-        f"includes validating {len(data.val)} rows")
+    add(
+        "mlkit.fit (scan epoch + validation)",
+        steady,
+        steps,
+        history.compile_time + max(history.epoch_time[0] - float(np.median(steady)), 0.0),
+        history.train_loss[-1],
+        f"includes validating {len(data.val)} rows",
+    )
     return rows, trained
+
+
+def _weights(model: mlkit.MLP) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(kernel, bias) of each layer, input first, as NumPy float32 (exact: the model has no batch norm to fold)."""
+    return [(layer["w"], layer["b"]) for layer in compress.dense_layers(model)[0]]
 
 
 def _numpy_forward(model: mlkit.MLP, preprocessor) -> Callable[[np.ndarray], np.ndarray]:
     """The same network by hand in NumPy float32: pre-processing, ReLU layers, softmax."""
-    weights = [(np.asarray(layer.kernel[...]), np.asarray(layer.bias[...])) for layer in [*model.layers, model.head]]
+    weights = _weights(model)
 
     def forward(x: np.ndarray) -> np.ndarray:
         z = preprocessor(np.asarray(x, np.float32))
@@ -189,7 +255,13 @@ def _numpy_forward(model: mlkit.MLP, preprocessor) -> Callable[[np.ndarray], np.
             z = np.maximum(z, 0.0) if i < len(weights) - 1 else z
         e = np.exp(z - z.max(-1, keepdims=True))
         return e / e.sum(-1, keepdims=True)
+
     return forward
+
+
+def _core(core: Callable, x_device: jax.Array, _x: np.ndarray) -> jax.Array:
+    """The compiled core on input already on the device (the host copy passed in is ignored)."""
+    return core(x_device)
 
 
 def inference_rows(model: mlkit.MLP, data, repeats_1: int, repeats_big: int) -> tuple[list[dict], dict]:
@@ -217,13 +289,25 @@ def inference_rows(model: mlkit.MLP, data, repeats_1: int, repeats_big: int) -> 
             classes[name, batch] = np.asarray(fn(x)).argmax(1)
             first[name] = time.perf_counter() - start
         core, x_device = predictor.executable(batch), bench.on_device(x)
-        timed = {**methods, "  Predictor compiled core, input on device": lambda _: core(x_device)}
+        timed: dict[str, Callable] = {
+            **methods,
+            "  Predictor compiled core, input on device": functools.partial(_core, core, x_device),
+        }
         rounds, calls = (10, max(repeats_1 // 10, 2)) if batch == 1 else (max(repeats_big // 5, 1), 5)
         for name, t in bench.compare(timed, x, items=batch, rounds=rounds, calls=calls).items():
-            rows.append({"method": name, "batch": batch, "p50 ms": t.p50 * 1e3, "p99 ms": t.p99 * 1e3,
-                         "rows/s": t.throughput, "first call s": first.get(name, math.nan)})
-    disagree = {f"{name} @ batch {b}": int((c != classes["NumPy by hand", b]).sum())
-                for (name, b), c in classes.items()}
+            rows.append(
+                {
+                    "method": name,
+                    "batch": batch,
+                    "p50 ms": t.p50 * 1e3,
+                    "p99 ms": t.p99 * 1e3,
+                    "rows/s": t.throughput,
+                    "first call s": first.get(name, math.nan),
+                }
+            )
+    disagree = {
+        f"{name} @ batch {b}": int((c != classes["NumPy by hand", b]).sum()) for (name, b), c in classes.items()
+    }
     if any(disagree.values()):
         raise RuntimeError(f"Inference methods disagree on predicted classes (rows differing from NumPy): {disagree}")
     return rows, {"rows_checked": 1025, "disagreements": disagree}
@@ -236,8 +320,12 @@ def interactivity(redraw: Redraw | None, data: Dataset, epochs: int, repeats: in
     """Seconds from a learning-rate change to a redrawn plot, measured by ``redraw`` (the lessons'
     :func:`mlkit.lessons.timing.redraw_seconds`); NaN, and said, when none is given."""
     if redraw is None:
-        return {"method": "not measured (no dashboard timer given)", "epochs": epochs, "seconds": math.nan,
-                "all_seconds": []}
+        return {
+            "method": "not measured (no dashboard timer given)",
+            "epochs": epochs,
+            "seconds": math.nan,
+            "all_seconds": [],
+        }
     config = mlkit.TrainConfig(epochs=epochs, batch_size=32, learning_rate=LR, progress=False)
     return redraw(data, _model, config, [2e-3, 3e-3, 4e-3, 5e-3, 6e-3][: repeats + 1])
 
@@ -256,20 +344,22 @@ def _torch_rows(data, trained: mlkit.MLP, epochs: int, repeats: int) -> tuple[li
 
     def net(model):
         layers = []
-        for layer in [*model.layers, model.head]:
-            linear = torch.nn.Linear(*layer.kernel[...].shape)
+        for kernel, bias in _weights(model):
+            linear = torch.nn.Linear(*kernel.shape)
             with torch.no_grad():
-                linear.weight.copy_(torch.from_numpy(np.ascontiguousarray(np.array(layer.kernel[...]).T)))
-                linear.bias.copy_(torch.from_numpy(np.array(layer.bias[...])))
+                linear.weight.copy_(torch.from_numpy(np.ascontiguousarray(kernel.T)))
+                linear.bias.copy_(torch.from_numpy(bias.copy()))
             layers += [linear, torch.nn.ReLU()]
         return torch.nn.Sequential(*layers[:-1])
 
     module, batches = net(_model()), _epochs(data, 32, epochs)
     optimizer, loss_fn = torch.optim.Adam(module.parameters(), lr=LR), torch.nn.CrossEntropyLoss()
-    batches = [[(torch.tensor(np.asarray(b["image"])), torch.tensor(np.asarray(b["label"])).long())
-                for b in epoch] for epoch in batches]
+    tensors = [
+        [(torch.tensor(np.asarray(b["image"])), torch.tensor(np.asarray(b["label"])).long()) for b in epoch]
+        for epoch in batches
+    ]
     seconds = []
-    for epoch in batches:
+    for epoch in tensors:
         start, losses = time.perf_counter(), []
         for xb, yb in epoch:
             optimizer.zero_grad()
@@ -279,15 +369,24 @@ def _torch_rows(data, trained: mlkit.MLP, epochs: int, repeats: int) -> tuple[li
             losses.append(loss.detach())
         seconds.append(time.perf_counter() - start)
     per_step = float(np.median(seconds)) / len(batches[0])
-    train = [{"method": "peer: PyTorch CPU eager loop", "batch": 32, "steps": epochs * len(batches[0]),
-              "ms/step": per_step * 1e3, "steps/s": 1 / per_step,
-              "last-epoch loss": float(torch.stack(losses).mean()), "note": "same initial weights and batches"}]
+    train = [
+        {
+            "method": "peer: PyTorch CPU eager loop",
+            "batch": 32,
+            "steps": epochs * len(batches[0]),
+            "ms/step": per_step * 1e3,
+            "steps/s": 1 / per_step,
+            "last-epoch loss": float(torch.stack(losses).mean()),
+            "note": "same initial weights and batches",
+        }
+    ]
     module, prep = net(trained).eval(), data.preprocessor
     mean, scale = torch.from_numpy(prep.mean), torch.from_numpy(prep.scale)
 
     def predict(x):
         with torch.inference_mode():
             return torch.softmax(module((torch.from_numpy(x) - mean) / scale), dim=1).numpy()
+
     return train, _peer_infer("peer: PyTorch CPU", predict, trained, data, repeats)
 
 
@@ -297,22 +396,30 @@ def _onnx_rows(data, trained: mlkit.MLP, repeats: int) -> list[dict]:
     import onnxruntime
     from onnx import TensorProto, helper, numpy_helper
 
-    prep, layers = data.preprocessor, [*trained.layers, trained.head]
-    inits = [numpy_helper.from_array(np.asarray(prep.mean, np.float32), "mean"),
-             numpy_helper.from_array(np.asarray(prep.scale, np.float32), "scale")]
+    prep, layers = data.preprocessor, _weights(trained)
+    inits = [
+        numpy_helper.from_array(np.asarray(prep.mean, np.float32), "mean"),
+        numpy_helper.from_array(np.asarray(prep.scale, np.float32), "scale"),
+    ]
     nodes, h = [helper.make_node("Sub", ["x", "mean"], ["c"]), helper.make_node("Div", ["c", "scale"], ["h0"])], "h0"
-    for i, layer in enumerate(layers):
-        inits += [numpy_helper.from_array(np.array(layer.kernel[...], np.float32), f"w{i}"),
-                  numpy_helper.from_array(np.array(layer.bias[...], np.float32), f"b{i}")]
-        nodes += [helper.make_node("MatMul", [h, f"w{i}"], [f"m{i}"]),
-                  helper.make_node("Add", [f"m{i}", f"b{i}"], [f"z{i}"])]
+    for i, (kernel, bias) in enumerate(layers):
+        inits += [numpy_helper.from_array(kernel, f"w{i}"), numpy_helper.from_array(bias, f"b{i}")]
+        nodes += [
+            helper.make_node("MatMul", [h, f"w{i}"], [f"m{i}"]),
+            helper.make_node("Add", [f"m{i}", f"b{i}"], [f"z{i}"]),
+        ]
         h = f"z{i}"
         if i < len(layers) - 1:
             nodes.append(helper.make_node("Relu", [h], [f"r{i}"]))
             h = f"r{i}"
     nodes.append(helper.make_node("Softmax", [h], ["p"], axis=1))
-    graph = helper.make_graph(nodes, "mlp", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 64])],
-                              [helper.make_tensor_value_info("p", TensorProto.FLOAT, [None, 10])], inits)
+    graph = helper.make_graph(
+        nodes,
+        "mlp",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 64])],
+        [helper.make_tensor_value_info("p", TensorProto.FLOAT, [None, 10])],
+        inits,
+    )
     # IR version 8 (ONNX 1.10+) with opset 13: old enough for any onnxruntime a user is likely to have.
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=8)
     onnx.checker.check_model(model)
@@ -328,8 +435,16 @@ def _peer_infer(name: str, predict: Callable, trained: mlkit.MLP, data, repeats:
         if differ:
             raise RuntimeError(f"{name} disagrees with the NumPy forward pass on {differ} of {batch} rows.")
         t = bench.time_calls(predict, x, items=batch, repeats=repeats if batch == 1 else max(repeats // 10, 3))
-        rows.append({"method": name, "batch": batch, "p50 ms": t.p50 * 1e3, "p99 ms": t.p99 * 1e3,
-                     "rows/s": t.throughput, "first call s": math.nan})
+        rows.append(
+            {
+                "method": name,
+                "batch": batch,
+                "p50 ms": t.p50 * 1e3,
+                "p99 ms": t.p99 * 1e3,
+                "rows/s": t.throughput,
+                "first call s": math.nan,
+            }
+        )
     return rows
 
 
@@ -390,38 +505,59 @@ def run(quick: bool = False, out: str = "results/bench.json", redraw: Redraw | N
     """
     s = _settings(quick)
     began = time.perf_counter()
-    machine = {"devices": bench.devices(), "cpu_count": os.cpu_count(), "platform": platform.platform(),
-               "python": platform.python_version(), "jax": jax.__version__, "flax": flax.__version__,
-               "optax": optax.__version__, "numpy": np.__version__,
-               "compilation_cache": jax.config.jax_compilation_cache_dir or None}
-    print(f"mlkit bench{' --quick (rough numbers)' if quick else ''}: {machine['devices']}, "
-          f"{machine['cpu_count']} CPUs, jax {jax.__version__}, flax {flax.__version__}")
+    machine = {
+        "devices": bench.devices(),
+        "cpu_count": os.cpu_count(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "jax": jax.__version__,
+        "flax": flax.__version__,
+        "optax": optax.__version__,
+        "numpy": np.__version__,
+        "compilation_cache": jax.config.values["jax_compilation_cache_dir"] or None,
+    }
+    print(
+        f"mlkit bench{' --quick (rough numbers)' if quick else ''}: {machine['devices']}, "
+        f"{machine['cpu_count']} CPUs, jax {jax.__version__}, flax {flax.__version__}"
+    )
     if machine["compilation_cache"]:
-        print(f"persistent compilation cache on ({machine['compilation_cache']}): after a first run, 'compile s' "
-              f"are mostly cache loads; MLKIT_COMPILATION_CACHE=0 measures cold compiles")
+        print(
+            f"persistent compilation cache on ({machine['compilation_cache']}): after a first run, 'compile s' "
+            f"are mostly cache loads; MLKIT_COMPILATION_CACHE=0 measures cold compiles"
+        )
     data = mlkit.load_dataset("digits", seed=0)
     peak = bench.matmul_peak(s["matmul_n"], repeats=5 if quick else 20)
 
-    costs = {b: bench.train_vs_infer_flops(_model(), jnp.asarray(data.train.x[:b]), jnp.asarray(data.train.y[:b]))
-             for b in s["batches"]}
-    print(f"FLOPs at batch 32 (XLA cost analysis): training step {costs[32]['train_step']:.3g}, inference pass "
-          f"{costs[32]['inference']:.3g}, ratio {costs[32]['ratio']:.2f}")
-    train, trained = [], None
-    for batch in s["batches"]:
-        rows, model = train_rows(data, batch, s["epochs"], s["eager_steps"], costs[batch]["train_step"])
-        train, trained = train + rows, trained or model
+    costs = {
+        b: bench.train_vs_infer_flops(_model(), jnp.asarray(data.train.x[:b]), jnp.asarray(data.train.y[:b]))
+        for b in s["batches"]
+    }
+    print(
+        f"FLOPs at batch 32 (XLA cost analysis): training step {costs[32]['train_step']:.3g}, inference pass "
+        f"{costs[32]['inference']:.3g}, ratio {costs[32]['ratio']:.2f}"
+    )
+    runs = [train_rows(data, b, s["epochs"], s["eager_steps"], costs[b]["train_step"]) for b in s["batches"]]
+    train, trained = [row for rows, _ in runs for row in rows], runs[0][1]  # the inference rows use batch 32's model
     peak = max(peak, bench.matmul_peak(s["matmul_n"], repeats=5 if quick else 20))  # before and after: the best seen
     for row in train:
         row["% peak"] = 100 * row["GFLOP/s"] / peak
-    print(f"float32 matmul peak ({s['matmul_n']}x{s['matmul_n']}, best of before and after training): "
-          f"{peak:.1f} GFLOP/s")
-    print(f"\nTraining: digits ({len(data.train)} examples), MLP 64-256-256-10, Adam {LR:g}, {s['epochs']} epochs, "
-          f"same shuffling and initial weights for all; the per-batch loops run in turns with fit's epochs\n"
-          + bench.table(train, TRAIN_COLUMNS) + "\n" + COMPILE_NOTE)
+    print(
+        f"float32 matmul peak ({s['matmul_n']}x{s['matmul_n']}, best of before and after training): {peak:.1f} GFLOP/s"
+    )
+    print(
+        f"\nTraining: digits ({len(data.train)} examples), MLP 64-256-256-10, Adam {LR:g}, {s['epochs']} epochs, "
+        f"same shuffling and initial weights for all; the per-batch loops run in turns with fit's epochs\n"
+        + bench.table(train, TRAIN_COLUMNS)
+        + "\n"
+        + COMPILE_NOTE
+    )
 
     infer, check = inference_rows(trained, data, s["repeats_1"], s["repeats_big"])
-    print("\nInference: raw NumPy rows in, NumPy probabilities out (the MLP fit trained at batch 32), timed in turns\n"
-          + bench.table(infer) + f"\npredicted classes agree across all methods on {check['rows_checked']} rows")
+    print(
+        "\nInference: raw NumPy rows in, NumPy probabilities out (the MLP fit trained at batch 32), timed in turns\n"
+        + bench.table(infer)
+        + f"\npredicted classes agree across all methods on {check['rows_checked']} rows"
+    )
 
     peer_train, peer_infer, found = peers(data, trained, s["epochs"], s["repeats_1"])
     print("\nPeers: " + "; ".join(f"{name} {what}" for name, what in found.items()))
@@ -430,15 +566,27 @@ def run(quick: bool = False, out: str = "results/bench.json", redraw: Redraw | N
             print(bench.table(rows, [c for c in rows[0] if c != "timed_seconds"]))
 
     redrawn = interactivity(redraw, data, s["redraw_epochs"], s["redraw_repeats"])
-    print(f"\nInteractivity: {redrawn['method']}, {redrawn['epochs']} epochs: {redrawn['seconds']:.2f} s "
-          f"(median of {len(redrawn['all_seconds'])})")
+    print(
+        f"\nInteractivity: {redrawn['method']}, {redrawn['epochs']} epochs: {redrawn['seconds']:.2f} s "
+        f"(median of {len(redrawn['all_seconds'])})"
+    )
 
     table = ratios(train, infer, redrawn)
     print("\nTargets\n" + bench.table([{**r, "met": "met" if r["met"] else "NOT met"} for r in table]))
-    results = {"quick": quick, "settings": {k: list(v) if isinstance(v, tuple) else v for k, v in s.items()},
-               "machine": machine, "matmul_peak_gflops": peak, "flops": {str(b): c for b, c in costs.items()},
-               "training": train + peer_train, "inference": infer + peer_infer, "prediction_check": check,
-               "interactivity": redrawn, "peers": found, "ratios": table, "total_seconds": time.perf_counter() - began}
+    results = {
+        "quick": quick,
+        "settings": {k: list(v) if isinstance(v, tuple) else v for k, v in s.items()},
+        "machine": machine,
+        "matmul_peak_gflops": peak,
+        "flops": {str(b): c for b, c in costs.items()},
+        "training": train + peer_train,
+        "inference": infer + peer_infer,
+        "prediction_check": check,
+        "interactivity": redrawn,
+        "peers": found,
+        "ratios": table,
+        "total_seconds": time.perf_counter() - began,
+    }
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     Path(out).write_text(json.dumps(_plain(results), indent=2, allow_nan=False))
     print(f"\nwrote {out} ({results['total_seconds']:.0f} s)")

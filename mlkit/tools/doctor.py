@@ -10,6 +10,7 @@ import importlib.metadata
 import os
 import shutil
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,8 +18,10 @@ from mlkit.data import shipped
 
 KERNEL = "mlkit"
 WIDGET_EXTENSION = "@jupyter-widgets/jupyterlab-manager"
-REGISTER = (f"{sys.executable} -m ipykernel install --sys-prefix --name {KERNEL} "
-            f"--display-name 'Python (mlkit)'  (or: make env)")
+REGISTER = (
+    f"{sys.executable} -m ipykernel install --sys-prefix --name {KERNEL} "
+    f"--display-name 'Python (mlkit)'  (or: make env)"
+)
 
 
 @dataclass(frozen=True)
@@ -57,8 +60,12 @@ def check_jax() -> Check:
     platforms = sorted({d.platform for d in devices})
     detail = f"jax {jax.__version__}, jaxlib {_version('jaxlib')}, devices: {len(devices)} x {'/'.join(platforms)}"
     if nvidia_gpu_present() and "gpu" not in platforms and "cuda" not in platforms:
-        return Check("jax", False, detail + "; this machine has an NVIDIA GPU that JAX does not use",
-                     "install JAX's CUDA build into this environment: pip install -e '.[cuda]'")
+        return Check(
+            "jax",
+            False,
+            detail + "; this machine has an NVIDIA GPU that JAX does not use",
+            "install JAX's CUDA build into this environment: pip install -e '.[cuda]'",
+        )
     return Check("jax", True, detail)
 
 
@@ -71,24 +78,36 @@ def check_widgets() -> Check:
     if widgets is None or lab_widgets is None:
         missing = "ipywidgets" if widgets is None else "jupyterlab_widgets"
         return Check("widgets", False, f"{missing} is not installed: sliders show as text, not as sliders", fix)
-    wanted = [r for r in map(Requirement, importlib.metadata.requires("ipywidgets") or [])
-              if r.name.lower().replace("-", "_") == "jupyterlab_widgets" and not r.marker]
+    wanted = [
+        r
+        for r in map(Requirement, importlib.metadata.requires("ipywidgets") or [])
+        if r.name.lower().replace("-", "_") == "jupyterlab_widgets" and not r.marker
+    ]
     if wanted and not wanted[0].specifier.contains(lab_widgets, prereleases=True):
-        return Check("widgets", False, f"jupyterlab_widgets {lab_widgets} does not match ipywidgets {widgets} "
-                                       f"(it needs jupyterlab_widgets{wanted[0].specifier})", fix)
+        return Check(
+            "widgets",
+            False,
+            f"jupyterlab_widgets {lab_widgets} does not match ipywidgets {widgets} "
+            f"(it needs jupyterlab_widgets{wanted[0].specifier})",
+            fix,
+        )
     here = Path(sys.prefix) / "share" / "jupyter" / "labextensions"
     try:
         from jupyter_core.paths import jupyter_path
+
         places = [Path(p) for p in jupyter_path("labextensions")]
     except ImportError:
         places = [here]
     found = [p for p in places if (p / WIDGET_EXTENSION / "package.json").is_file()]
     if not found:
-        return Check("widgets", False, f"JupyterLab's widget extension {WIDGET_EXTENSION} is not in {here}: "
-                                       "notebooks show 'Loading widget...' instead of sliders",
-                     "pip install --force-reinstall jupyterlab_widgets, then restart JupyterLab")
-    return Check("widgets", True, f"ipywidgets {widgets}, jupyterlab_widgets {lab_widgets}, "
-                                  f"extension in {found[0]}")
+        return Check(
+            "widgets",
+            False,
+            f"JupyterLab's widget extension {WIDGET_EXTENSION} is not in {here}: "
+            "notebooks show 'Loading widget...' instead of sliders",
+            "pip install --force-reinstall jupyterlab_widgets, then restart JupyterLab",
+        )
+    return Check("widgets", True, f"ipywidgets {widgets}, jupyterlab_widgets {lab_widgets}, extension in {found[0]}")
 
 
 def find_kernel(name: str = KERNEL) -> dict | None:
@@ -106,44 +125,55 @@ def check_kernel() -> Check:
     try:
         spec = find_kernel()
     except ImportError:
-        return Check("kernel", False, "Jupyter is not installed in this environment",
-                     "pip install -e '.[notebooks]'  (or: make lab)")
+        return Check(
+            "kernel",
+            False,
+            "Jupyter is not installed in this environment",
+            "pip install -e '.[notebooks]'  (or: make lab)",
+        )
     if spec is None:
         return Check("kernel", False, f"no Jupyter kernel named {KERNEL!r}: notebooks ask for one", REGISTER)
     python = spec["argv"][0]
     if Path(python).parent.absolute() != Path(sys.executable).parent.absolute():
-        return Check("kernel", False, f"the {KERNEL!r} kernel runs {python}, not this environment's "
-                                      f"{sys.executable}", REGISTER)
+        return Check(
+            "kernel", False, f"the {KERNEL!r} kernel runs {python}, not this environment's {sys.executable}", REGISTER
+        )
     return Check("kernel", True, f"{KERNEL!r} runs {python} ({spec['resource_dir']})")
 
 
 def check_data() -> Check:
     problems = []
-    for name, (filename, expected, _) in shipped.SHIPPED.items():
+    for filename, expected, _ in shipped.SHIPPED.values():
         path = shipped.sets_dir() / filename
         if not path.is_file():
             problems.append(f"{filename} is missing")
         elif shipped.sha256(path) != expected:
             problems.append(f"{filename} has been altered (its sha256 differs)")
     if problems:
-        return Check("data", False, f"in {shipped.sets_dir()}: " + "; ".join(problems),
-                     "restore the shipped files: " + shipped.RESTORE
-                     + ("" if "MLKIT_DATASETS" not in os.environ else " (or unset MLKIT_DATASETS)"))
+        return Check(
+            "data",
+            False,
+            f"in {shipped.sets_dir()}: " + "; ".join(problems),
+            "restore the shipped files: "
+            + shipped.RESTORE
+            + ("" if "MLKIT_DATASETS" not in os.environ else " (or unset MLKIT_DATASETS)"),
+        )
     return Check("data", True, f"{', '.join(shipped.SHIPPED)} in {shipped.sets_dir()}, checksums match")
 
 
 CHECKS = (check_python, check_jax, check_widgets, check_kernel, check_data)
 
 
+def _run(check: Callable[[], Check]) -> Check:
+    try:
+        return check()
+    except Exception as e:  # a check that crashes is itself a finding, not a reason to stop
+        name = check.__name__.removeprefix("check_")
+        return Check(name, False, f"the check failed: {e!r}", "reinstall the environment: make clean && make env")
+
+
 def checks() -> list[Check]:
-    results = []
-    for check in CHECKS:
-        try:
-            results.append(check())
-        except Exception as e:  # a check that crashes is itself a finding, not a reason to stop
-            results.append(Check(check.__name__.removeprefix("check_"), False, f"the check failed: {e!r}",
-                                 "reinstall the environment: make clean && make env"))
-    return results
+    return [_run(check) for check in CHECKS]
 
 
 def main() -> int:

@@ -29,21 +29,24 @@ _HISTORY = "__history__"
 
 def _flat_state(model: nnx.Module) -> tuple[dict[str, jax.Array], object]:
     leaves, treedef = jax.tree_util.tree_flatten_with_path(nnx.state(model))
-    names = ["/".join(str(getattr(k, "key", getattr(k, "name", getattr(k, "idx", k)))) for k in path)
-             for path, _ in leaves]
-    return dict(zip(names, (leaf for _, leaf in leaves))), treedef
+    names = [
+        "/".join(str(getattr(k, "key", getattr(k, "name", getattr(k, "idx", k)))) for k in path) for path, _ in leaves
+    ]
+    return dict(zip(names, (leaf for _, leaf in leaves), strict=True)), treedef
 
 
 def save_checkpoint(path: str | os.PathLike, model: nnx.Module, history: History | None = None) -> Path:
     """Write the model's state (and the history) to ``path`` atomically."""
     path = Path(path)
-    arrays = {name: np.asarray(jax.random.key_data(v) if jax.dtypes.issubdtype(v.dtype, jax.dtypes.prng_key) else v)
-              for name, v in _flat_state(model)[0].items()}
+    arrays = {
+        name: np.asarray(jax.random.key_data(v) if jax.dtypes.issubdtype(v.dtype, jax.dtypes.prng_key) else v)
+        for name, v in _flat_state(model)[0].items()
+    }
     arrays[_HISTORY] = np.array(json.dumps(dataclasses.asdict(history or History())))
     handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".npz", dir=path.parent or ".")
     try:
         with os.fdopen(handle, "wb") as f:
-            np.savez(f, **arrays)
+            np.savez(f, allow_pickle=False, **arrays)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -64,20 +67,26 @@ def load_checkpoint(path: str | os.PathLike, model: nnx.Module) -> History:
     except FileNotFoundError:
         raise
     except (OSError, EOFError, ValueError, KeyError, TypeError, zipfile.BadZipFile) as e:
-        raise ValueError(f"{path} is not a readable mlkit checkpoint ({e}). Checkpoints are written by "
-                         f"mlkit.Checkpoint / mlkit.save_checkpoint.") from e
+        raise ValueError(
+            f"{path} is not a readable mlkit checkpoint ({e}). Checkpoints are written by "
+            f"mlkit.Checkpoint / mlkit.save_checkpoint."
+        ) from e
     current, treedef = _flat_state(model)
     if saved.keys() != current.keys():
         missing, extra = sorted(current.keys() - saved.keys()), sorted(saved.keys() - current.keys())
-        raise ValueError(f"{path} was saved from a different architecture: missing {missing[:5]}, "
-                         f"unexpected {extra[:5]}. Build the model exactly as it was when saved.")
+        raise ValueError(
+            f"{path} was saved from a different architecture: missing {missing[:5]}, "
+            f"unexpected {extra[:5]}. Build the model exactly as it was when saved."
+        )
     restored = []
     for name, now in current.items():
         key_array = jax.dtypes.issubdtype(now.dtype, jax.dtypes.prng_key)
         expected = jax.random.key_data(now) if key_array else now
         if saved[name].shape != expected.shape or saved[name].dtype != expected.dtype:
-            raise ValueError(f"{path}: {name} has shape {saved[name].shape} and dtype {saved[name].dtype}, the model "
-                             f"expects {expected.shape} {expected.dtype}. Build the model as it was when saved.")
+            raise ValueError(
+                f"{path}: {name} has shape {saved[name].shape} and dtype {saved[name].dtype}, the model "
+                f"expects {expected.shape} {expected.dtype}. Build the model as it was when saved."
+            )
         value = jax.numpy.asarray(saved[name])
         restored.append(jax.random.wrap_key_data(value, impl=jax.random.key_impl(now)) if key_array else value)
     nnx.update(model, jax.tree_util.tree_unflatten(treedef, restored))

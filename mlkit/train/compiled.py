@@ -31,8 +31,9 @@ def signature(args: tuple) -> tuple:
     """Hashable description of a pytree of arrays: its structure and each leaf's shape, dtype and
     sharding (an executable compiled for one device cannot run on arrays spread over several)."""
     leaves, treedef = jax.tree.flatten(args)
-    return treedef, tuple((leaf.shape, leaf.dtype, getattr(leaf, "weak_type", False), getattr(leaf, "sharding", None))
-                          for leaf in leaves)
+    return treedef, tuple(
+        (leaf.shape, leaf.dtype, getattr(leaf, "weak_type", False), getattr(leaf, "sharding", None)) for leaf in leaves
+    )
 
 
 def compiled(fn: Callable, static: tuple, *args) -> tuple[Callable, float]:
@@ -58,7 +59,7 @@ def enable_persistent_cache(path: str | os.PathLike | None = None) -> None:
     Called by the first training compile. Leaves an existing JAX cache setting alone;
     ``MLKIT_COMPILATION_CACHE=0`` turns it off. The default place is ``$XDG_CACHE_HOME/mlkit/jax``.
     """
-    if os.environ.get("MLKIT_COMPILATION_CACHE", "1") == "0" or jax.config.jax_compilation_cache_dir:
+    if os.environ.get("MLKIT_COMPILATION_CACHE", "1") == "0" or jax.config.values["jax_compilation_cache_dir"]:
         return
     path = path or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "mlkit" / "jax"
     jax.config.update("jax_compilation_cache_dir", str(path))

@@ -57,8 +57,10 @@ class TrainConfig:
 def _optimizer(learning_rate, weight_decay, momentum, kind="adam") -> optax.GradientTransformation:
     if kind == "adam":
         return optax.adamw(learning_rate, weight_decay=weight_decay)
-    return optax.chain(optax.add_decayed_weights(weight_decay),
-                       optax.sgd(learning_rate, momentum=momentum if kind == "momentum" else None))
+    return optax.chain(
+        optax.add_decayed_weights(weight_decay),
+        optax.sgd(learning_rate, momentum=momentum if kind == "momentum" else None),
+    )
 
 
 # The numeric hyperparameters become optimiser *state*: new values are new data, not new code.
@@ -68,5 +70,3 @@ injected = optax.inject_hyperparams(_optimizer, static_args="kind")
 def make_optimizer(config: TrainConfig) -> optax.GradientTransformation:
     """The optimiser named in ``config`` with its numeric hyperparameters injected as state."""
     return injected(config.learning_rate, config.weight_decay, config.momentum, kind=config.optimizer)
-
-

@@ -21,7 +21,7 @@ from flax import nnx
 from tqdm.auto import tqdm
 
 from mlkit.data import Dataset
-from mlkit.models import eval_view
+from mlkit.models import eval_view, split_params
 from mlkit.train import parallel
 from mlkit.train.compiled import compiled
 from mlkit.train.config import TrainConfig, make_optimizer
@@ -50,9 +50,11 @@ class History:
     def __repr__(self) -> str:
         if not self.epochs:
             return f"History(status={self.status!r}, no epochs finished)"
-        return (f"History({self.epochs} epochs, status={self.status!r}, train_loss={self.train_loss[-1]:.4f}, "
-                f"val_loss={self.val_loss[-1]:.4f}, val_acc={self.val_acc[-1]:.4f}, "
-                f"compile={self.compile_time:.2f}s, epoch={np.median(self.epoch_time) * 1e3:.1f}ms)")
+        return (
+            f"History({self.epochs} epochs, status={self.status!r}, train_loss={self.train_loss[-1]:.4f}, "
+            f"val_loss={self.val_loss[-1]:.4f}, val_acc={self.val_acc[-1]:.4f}, "
+            f"compile={self.compile_time:.2f}s, epoch={np.median(self.epoch_time) * 1e3:.1f}ms)"
+        )
 
 
 def fit(
@@ -77,7 +79,7 @@ def fit(
     parallel.per_device_batch(config.batch_size, mesh)
     task = data.task
     model.train()
-    graphdef, params, rest = nnx.split(model, nnx.Param, ...)
+    graphdef, params, rest = split_params(model)
     eval_graphdef = nnx.graphdef(eval_view(model))
     opt_state = make_optimizer(config).init(params)
     x, y = jnp.asarray(data.train.x), jnp.asarray(data.train.y)
@@ -87,9 +89,9 @@ def fit(
     history = History()
     state, x, y, vx, vy, keys = parallel.replicate(((params, rest, opt_state), x, y, vx, vy, keys), mesh)
     with jax.set_mesh(mesh):  # train_epoch splits each mini-batch over this mesh; None: one device
-        epoch_fn, seconds = compiled(train_epoch, (graphdef, task, config.optimizer, config.batch_size,
-                                                    config.shuffle),
-                                     state, x, y, keys[0])
+        epoch_fn, seconds = compiled(
+            train_epoch, (graphdef, task, config.optimizer, config.batch_size, config.shuffle), state, x, y, keys[0]
+        )
         eval_fn, seconds_eval = compiled(eval_epoch, (eval_graphdef, task, min(len(vy), 512)), *state[:2], vx, vy)
     history.compile_time = seconds + seconds_eval
     best = (math.inf, state)
@@ -103,9 +105,11 @@ def fit(
             elapsed = time.perf_counter() - start
             if not (math.isfinite(loss) and math.isfinite(val_loss)):
                 history.status = "diverged"
-                history.message = (f"Training diverged in epoch {epoch + 1}: the loss became {loss}. The model keeps "
-                                   f"the parameters of epoch {epoch}. Try a lower learning rate than "
-                                   f"{config.learning_rate:g}, e.g. {config.learning_rate / 10:g}.")
+                history.message = (
+                    f"Training diverged in epoch {epoch + 1}: the loss became {loss}. The model keeps "
+                    f"the parameters of epoch {epoch}. Try a lower learning rate than "
+                    f"{config.learning_rate:g}, e.g. {config.learning_rate / 10:g}."
+                )
                 break
             state = new_state
             _record(history, loss, acc, val_loss, val_acc, elapsed, task)
@@ -120,11 +124,13 @@ def fit(
                 history.status = "stopped"
                 history.message = f"Stopped by a callback after epoch {epoch + 1}."
                 break
-            if config.patience is not None and history.epochs - history.best_epoch >= config.patience:
+            if config.patience is not None and history.epochs - (history.best_epoch or 0) >= config.patience:
                 state = best[1]
                 history.status = "early_stopped"
-                history.message = (f"No better validation loss for {config.patience} epochs; the model keeps "
-                                   f"the best epoch, {history.best_epoch}.")
+                history.message = (
+                    f"No better validation loss for {config.patience} epochs; the model keeps "
+                    f"the best epoch, {history.best_epoch}."
+                )
                 break
         else:
             history.status = "completed"
@@ -150,20 +156,25 @@ def _check_inputs(model: nnx.Module, data: Dataset, config: TrainConfig) -> None
     """Fail before compiling, with a message that says what to change."""
     n = len(data.train)
     if config.batch_size > n:
-        raise ValueError(f"batch_size {config.batch_size} is larger than the training split ({n} examples); "
-                         f"use batch_size <= {n}.")
+        raise ValueError(
+            f"batch_size {config.batch_size} is larger than the training split ({n} examples); use batch_size <= {n}."
+        )
     if len(data.val) == 0:
         raise ValueError("The validation split is empty; load the data with val_fraction > 0.")
     for name, split in (("train", data.train), ("val", data.val)):
         bad = int(np.sum(~np.isfinite(split.x)))
         if bad:
-            raise ValueError(f"The {name} split holds {bad} NaN or infinite feature values; "
-                             f"clean or drop those rows before training.")
+            raise ValueError(
+                f"The {name} split holds {bad} NaN or infinite feature values; "
+                f"clean or drop those rows before training."
+            )
     try:
         view = eval_view(model)
         out = jax.eval_shape(lambda xb: view(xb), jnp.asarray(data.train.x[:2]))
     except Exception as e:  # flax raises several kinds of shape error
         raise ValueError(f"The model does not accept inputs with {data.num_features} features: {e}") from e
     if out.shape != (2, data.num_classes):
-        raise ValueError(f"The model outputs {out.shape[1]} values per example but the data set needs "
-                         f"{data.num_classes}; build it with num_classes={data.num_classes}.")
+        raise ValueError(
+            f"The model outputs {out.shape[1]} values per example but the data set needs "
+            f"{data.num_classes}; build it with num_classes={data.num_classes}."
+        )

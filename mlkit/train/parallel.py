@@ -56,14 +56,18 @@ def per_device_batch(batch_size: int, mesh: Mesh | None) -> int:
     """Examples each device sees per step; a ValueError, before anything compiles, when they do not divide
     (or when ``mesh`` is not a one-axis ``"batch"`` mesh with ``AxisType.Auto``, as ``data_mesh`` makes)."""
     if mesh is not None and (tuple(mesh.axis_names) != (AXIS,) or tuple(mesh.axis_types) != (AxisType.Auto,)):
-        raise ValueError(f"Expected a one-axis mesh named {AXIS!r} with AxisType.Auto, got axes {mesh.axis_names} "
-                         f"of types {mesh.axis_types}. Try mlkit.parallel.data_mesh(devices).")
+        raise ValueError(
+            f"Expected a one-axis mesh named {AXIS!r} with AxisType.Auto, got axes {mesh.axis_names} "
+            f"of types {mesh.axis_types}. Try mlkit.parallel.data_mesh(devices)."
+        )
     n = 1 if mesh is None else mesh.shape[AXIS]
     if batch_size % n:
         lower, upper = batch_size // n * n, -(-batch_size // n) * n
         hint = f"{lower} or {upper}" if lower else f"{upper}"
-        raise ValueError(f"batch_size must be a multiple of the {n} devices on the mesh's {AXIS!r} axis so that "
-                         f"every device gets the same number of examples; got {batch_size}. Try {hint}.")
+        raise ValueError(
+            f"batch_size must be a multiple of the {n} devices on the mesh's {AXIS!r} axis so that "
+            f"every device gets the same number of examples; got {batch_size}. Try {hint}."
+        )
     return batch_size // n
 
 
@@ -104,9 +108,11 @@ def initialize(timeout_s: int = 60) -> tuple[int, int]:
     names = ("JAX_COORDINATOR_ADDRESS", "JAX_NUM_PROCESSES", "JAX_PROCESS_ID")
     missing = [name for name in names if not os.environ.get(name)]
     if missing:
-        raise ValueError(f"Expected environment variables {', '.join(names)}; missing {', '.join(missing)}. "
-                         f"Try JAX_COORDINATOR_ADDRESS=127.0.0.1:12355 JAX_NUM_PROCESSES=2 JAX_PROCESS_ID=0 "
-                         f"(and 1 in the second process).")
+        raise ValueError(
+            f"Expected environment variables {', '.join(names)}; missing {', '.join(missing)}. "
+            f"Try JAX_COORDINATOR_ADDRESS=127.0.0.1:12355 JAX_NUM_PROCESSES=2 JAX_PROCESS_ID=0 "
+            f"(and 1 in the second process)."
+        )
     if getattr(jax.config, "jax_cpu_collectives_implementation", "gloo") is None:
         jax.config.update("jax_cpu_collectives_implementation", "gloo")  # older JAX had no CPU default
     jax.distributed.initialize(

@@ -15,7 +15,7 @@ import optax
 from flax import nnx
 
 from mlkit.data import Split
-from mlkit.models import eval_view
+from mlkit.models import eval_view, split_params
 from mlkit.train import parallel
 from mlkit.train.compiled import compiled
 from mlkit.train.config import injected
@@ -38,7 +38,8 @@ def train_step(graphdef, task, kind, carry, batch):
     """One gradient step on one batch: the whole of training, in four lines."""
     params, rest, opt_state = carry
     (loss, (rest, correct)), grads = jax.value_and_grad(_loss_fn, argnums=2, has_aux=True)(
-        graphdef, task, params, rest, *batch)
+        graphdef, task, params, rest, *batch
+    )
     updates, opt_state = injected(0.0, 0.0, 0.0, kind=kind).update(grads, opt_state, params)
     return (optax.apply_updates(params, updates), rest, opt_state), (loss, correct)
 
@@ -48,8 +49,8 @@ def train_epoch(graphdef, task, kind, batch_size, shuffle, state, x, y, key):
     steps = x.shape[0] // batch_size
     order = jax.random.permutation(key, x.shape[0]) if shuffle else jnp.arange(x.shape[0])
     order = order[: steps * batch_size].reshape(steps, batch_size)
-    batch = lambda idx: parallel.shard_batch((x[idx], y[idx]))  # noqa: E731  (split over a mesh if fit set one)
-    step = lambda carry, idx: train_step(graphdef, task, kind, carry, batch(idx))  # noqa: E731
+    batch = lambda idx: parallel.shard_batch((x[idx], y[idx]))
+    step = lambda carry, idx: train_step(graphdef, task, kind, carry, batch(idx))
     state, (losses, correct) = jax.lax.scan(step, state, order)
     return state, losses.mean(), correct.sum() / (steps * batch_size)
 
@@ -75,7 +76,7 @@ def eval_epoch(graphdef, task, chunk, params, rest, x, y):
 
 def evaluate(model: nnx.Module, split: Split, task: str = "classification") -> tuple[float, float]:
     """(mean loss, accuracy) of the model in inference mode on one split."""
-    graphdef, params, rest = nnx.split(eval_view(model), nnx.Param, ...)
+    graphdef, params, rest = split_params(eval_view(model))
     x, y = jnp.asarray(split.x), jnp.asarray(split.y)
     run, _ = compiled(eval_epoch, (graphdef, task, min(len(split), 512)), params, rest, x, y)
     loss, acc = run(params, rest, x, y)
@@ -96,5 +97,3 @@ def apply(model: nnx.Module, x) -> np.ndarray:
     x = jnp.asarray(x, jnp.float32)
     run, _ = compiled(_forward, (graphdef,), state, x)
     return np.asarray(run(state, x))
-
-

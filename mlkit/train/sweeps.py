@@ -12,15 +12,16 @@ import itertools
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from mlkit.models import eval_view
-from mlkit.train.compiled import compiled
 from mlkit.data import Dataset
+from mlkit.models import eval_view, split_params
+from mlkit.train.compiled import compiled
 from mlkit.train.config import TrainConfig, make_optimizer
 from mlkit.train.steps import eval_epoch, train_epoch
 
@@ -36,7 +37,7 @@ class SweepResult:
     val_acc: np.ndarray
     seconds: float  # steady-state training and validation time, all runs together
     compile_time: float
-    _graphdef: object = field(repr=False, default=None)
+    _graphdef: Any = field(repr=False, default=None)  # nnx.GraphDef of the model
     _states: tuple = field(repr=False, default=())
 
     def best(self) -> int:
@@ -60,8 +61,14 @@ def sweep_eval(graphdef, task, chunk, params, rest, x, y):
     return jax.vmap(one, in_axes=(0, 0, None, None))(params, rest, x, y)
 
 
-def sweep(model_fn: Callable[[int], nnx.Module], data: Dataset, config: TrainConfig, *,
-          learning_rates: Sequence[float] | None = None, seeds: Sequence[int] = (0,)) -> SweepResult:
+def sweep(
+    model_fn: Callable[[int], nnx.Module],
+    data: Dataset,
+    config: TrainConfig,
+    *,
+    learning_rates: Sequence[float] | None = None,
+    seeds: Sequence[int] = (0,),
+) -> SweepResult:
     """Train ``model_fn(seed)`` for every (learning rate, seed) pair at once; no early stopping."""
     runs = list(itertools.product(learning_rates or [config.learning_rate], seeds))
     if config.batch_size > len(data.train):
@@ -70,7 +77,7 @@ def sweep(model_fn: Callable[[int], nnx.Module], data: Dataset, config: TrainCon
     for lr, seed in runs:
         model = model_fn(seed)
         model.train()
-        graphdef, params, rest = nnx.split(model, nnx.Param, ...)
+        graphdef, params, rest = split_params(model)
         graphdefs.add(graphdef)
         states.append((params, rest, make_optimizer(config.replace(learning_rate=lr)).init(params)))
     if len(graphdefs) != 1:
@@ -82,8 +89,9 @@ def sweep(model_fn: Callable[[int], nnx.Module], data: Dataset, config: TrainCon
     static = (graphdef, data.task, config.optimizer, config.batch_size, config.shuffle)
     with jax.set_mesh(None):  # one device: a mesh the user set globally must not split these runs
         epoch_fn, compile_train = compiled(sweep_epoch, static, state, x, y, keys[:, 0])
-        eval_fn, compile_eval = compiled(sweep_eval, (eval_graphdef, data.task, min(len(vy), 512)),
-                                         state[0], state[1], vx, vy)
+        eval_fn, compile_eval = compiled(
+            sweep_eval, (eval_graphdef, data.task, min(len(vy), 512)), state[0], state[1], vx, vy
+        )
     curves = []
     start = time.perf_counter()
     for epoch in range(config.epochs):
@@ -91,5 +99,14 @@ def sweep(model_fn: Callable[[int], nnx.Module], data: Dataset, config: TrainCon
         curves.append((loss, *eval_fn(state[0], state[1], vx, vy)))
     train_loss, val_loss, val_acc = (np.stack([np.asarray(c[i]) for c in curves], axis=1) for i in range(3))
     seconds = time.perf_counter() - start
-    return SweepResult(np.array([r[0] for r in runs]), np.array([r[1] for r in runs]), train_loss, val_loss,
-                       val_acc, seconds, compile_train + compile_eval, graphdef, (state[0], state[1]))
+    return SweepResult(
+        np.array([r[0] for r in runs]),
+        np.array([r[1] for r in runs]),
+        train_loss,
+        val_loss,
+        val_acc,
+        seconds,
+        compile_train + compile_eval,
+        graphdef,
+        (state[0], state[1]),
+    )
