@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 KERNEL := mlkit
 
-.PHONY: lab test env browser bench clean
+.PHONY: lab test lint env browser bench clean
 
 env: $(VENV)/.installed
 
@@ -27,8 +27,16 @@ browser:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || \
 	  echo "Chromium is not installed, so the browser test will be skipped. To run it: sudo apt-get install chromium"
 
-# pytest for the package, nbval for every notebook, in one run (the browser test included).
-test: env browser
+# Lint (ruff), format check (ruff format) and types (mypy, configured in pyproject.toml) on the package;
+# ruff also reads the tests and examples.
+lint: env
+	$(VENV)/bin/ruff check mlkit tests examples
+	$(VENV)/bin/ruff format --check mlkit tests examples
+	$(VENV)/bin/mypy
+
+# Lint and types first, then pytest for the package, nbval for every notebook, in one run
+# (the browser test and the wheel test included).
+test: env browser lint
 	$(PY) -m pytest tests notebooks --nbval-lax --nbval-kernel-name $(KERNEL) --durations=5
 
 bench: env
