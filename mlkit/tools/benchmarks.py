@@ -259,6 +259,18 @@ def _numpy_forward(model: mlkit.MLP, preprocessor) -> Callable[[np.ndarray], np.
     return forward
 
 
+def _infer_row(method: str, batch: int, t: bench.Timing, first_call: float) -> dict:
+    """One row of the inference table."""
+    return {
+        "method": method,
+        "batch": batch,
+        "p50 ms": t.p50 * 1e3,
+        "p99 ms": t.p99 * 1e3,
+        "rows/s": t.throughput,
+        "first call s": first_call,
+    }
+
+
 def _core(core: Callable, x_device: jax.Array, _x: np.ndarray) -> jax.Array:
     """The compiled core on input already on the device (the host copy passed in is ignored)."""
     return core(x_device)
@@ -295,16 +307,7 @@ def inference_rows(model: mlkit.MLP, data, repeats_1: int, repeats_big: int) -> 
         }
         rounds, calls = (10, max(repeats_1 // 10, 2)) if batch == 1 else (max(repeats_big // 5, 1), 5)
         for name, t in bench.compare(timed, x, items=batch, rounds=rounds, calls=calls).items():
-            rows.append(
-                {
-                    "method": name,
-                    "batch": batch,
-                    "p50 ms": t.p50 * 1e3,
-                    "p99 ms": t.p99 * 1e3,
-                    "rows/s": t.throughput,
-                    "first call s": first.get(name, math.nan),
-                }
-            )
+            rows.append(_infer_row(name, batch, t, first.get(name, math.nan)))
     disagree = {
         f"{name} @ batch {b}": int((c != classes["NumPy by hand", b]).sum()) for (name, b), c in classes.items()
     }
@@ -435,16 +438,7 @@ def _peer_infer(name: str, predict: Callable, trained: mlkit.MLP, data, repeats:
         if differ:
             raise RuntimeError(f"{name} disagrees with the NumPy forward pass on {differ} of {batch} rows.")
         t = bench.time_calls(predict, x, items=batch, repeats=repeats if batch == 1 else max(repeats // 10, 3))
-        rows.append(
-            {
-                "method": name,
-                "batch": batch,
-                "p50 ms": t.p50 * 1e3,
-                "p99 ms": t.p99 * 1e3,
-                "rows/s": t.throughput,
-                "first call s": math.nan,
-            }
-        )
+        rows.append(_infer_row(name, batch, t, math.nan))
     return rows
 
 
