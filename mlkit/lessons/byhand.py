@@ -7,6 +7,7 @@ spelled out so a learner can read it, and the lessons and
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -15,11 +16,12 @@ import numpy as np
 
 # ---------------------------------------------------------------- 02 forward pass
 
-ACTIVATIONS = {  # NumPy twins of mlkit.models.ACTIVATIONS (gelu in jax's default tanh form)
+# NumPy twins of mlkit.models.ACTIVATIONS (gelu in jax's default tanh form)
+ACTIVATIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "relu": lambda z: np.maximum(z, 0.0),
     "tanh": np.tanh,
     "sigmoid": lambda z: 0.5 * (1.0 + np.tanh(0.5 * z)),  # = 1 / (1 + e^-z), without overflow
-    "gelu": lambda z: 0.5 * z * (1.0 + np.tanh(math.sqrt(2 / math.pi) * (z + 0.044715 * z ** 3))),
+    "gelu": lambda z: 0.5 * z * (1.0 + np.tanh(math.sqrt(2 / math.pi) * (z + 0.044715 * z**3))),
 }
 
 
@@ -30,7 +32,7 @@ def layer_sizes(num_features: int, width: int, depth: int, num_classes: int) -> 
 
 def mlp_params(sizes: Sequence[int]) -> int:
     """Parameters of an MLP: each Linear holds an in x out kernel and out biases."""
-    return sum(a * b + b for a, b in zip(sizes, sizes[1:]))
+    return sum(a * b + b for a, b in itertools.pairwise(sizes))
 
 
 def mlp_flops(sizes: Sequence[int], batch: int = 1, bias: bool = False) -> int:
@@ -38,14 +40,16 @@ def mlp_flops(sizes: Sequence[int], batch: int = 1, bias: bool = False) -> int:
 
     ``bias=True`` adds one addition per output. Activations are not counted.
     """
-    return batch * sum(2 * a * b + (b if bias else 0) for a, b in zip(sizes, sizes[1:]))
+    return batch * sum(2 * a * b + (b if bias else 0) for a, b in itertools.pairwise(sizes))
 
 
 def init_params(sizes: Sequence[int], seed: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
     """Random (kernel, bias) pairs at flax's default scale: kernel std 1/sqrt(fan_in), zero bias."""
     rng = np.random.default_rng(seed)
-    return [((rng.standard_normal((a, b)) / math.sqrt(a)).astype(np.float32), np.zeros(b, np.float32))
-            for a, b in zip(sizes, sizes[1:])]
+    return [
+        ((rng.standard_normal((a, b)) / math.sqrt(a)).astype(np.float32), np.zeros(b, np.float32))
+        for a, b in itertools.pairwise(sizes)
+    ]
 
 
 def model_params(model) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -111,8 +115,13 @@ class Valley:
         return 2.0 / max(1.0, self.curvature)
 
 
-def gradient_descent(grad: Callable[[np.ndarray], np.ndarray], start: Sequence[float], learning_rate: float,
-                     steps: int, limit: float = 1e6) -> np.ndarray:
+def gradient_descent(
+    grad: Callable[[np.ndarray], np.ndarray],
+    start: Sequence[float],
+    learning_rate: float,
+    steps: int,
+    limit: float = 1e6,
+) -> np.ndarray:
     """Points visited by ``steps`` steps of ``p ← p − lr·grad(p)``; stops early once ``|p|`` passes ``limit``."""
     path = [np.asarray(start, np.float64)]
     for _ in range(steps):
@@ -123,7 +132,7 @@ def gradient_descent(grad: Callable[[np.ndarray], np.ndarray], start: Sequence[f
 
 
 def behaviour(path: np.ndarray, losses: np.ndarray, tol: float = 1e-3) -> str:
-    """"diverged" (loss grew), "converged" (loss below ``tol``), "oscillated" (still bouncing: most of the
+    """ "diverged" (loss grew), "converged" (loss below ``tol``), "oscillated" (still bouncing: most of the
     last steps reverse the one before) or "too slow" (still creeping downhill)."""
     if not np.isfinite(losses[-1]) or losses[-1] > losses[0]:
         return "diverged"

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 import numpy as np
+from matplotlib.axes import Axes
 
 from mlkit.data import Dataset, load_dataset
 from mlkit.lessons import plots
@@ -33,13 +35,19 @@ from mlkit.lessons.byhand import (
 )
 from mlkit.lessons.widgets import Explorer, Panel, dropdown, float_slider, int_slider, log_slider
 
+if TYPE_CHECKING:
+    from typing_extensions import Self
 
-class LessonExplorer(Explorer):
+R = TypeVar("R")
+
+
+class LessonExplorer(Explorer, Generic[R]):
     """An Explorer that computes ``result = compute(values)`` once per change, before panels and status read it."""
 
-    def __init__(self, compute: Callable[[dict], object], controls: dict, panels: Sequence[Panel], **kwargs):
+    result: R  # set by every refresh, so panels and describe read the current one
+
+    def __init__(self, compute: Callable[[dict], R], controls: dict, panels: Sequence[Panel[Self]], **kwargs):
         self.compute = compute
-        self.result = None
         super().__init__(controls, panels, **kwargs)
 
     def refresh(self) -> None:
@@ -49,6 +57,7 @@ class LessonExplorer(Explorer):
 
 # ---------------------------------------------------------------- 02 forward pass and architecture
 
+
 @dataclass(frozen=True)
 class ForwardPass:
     sizes: list[int]
@@ -57,27 +66,28 @@ class ForwardPass:
     probs: np.ndarray  # (classes,)
 
 
-def architecture_explorer(data: Dataset | None = None, index: int = 0, *, max_width: int = 256,
-                          **kwargs) -> LessonExplorer:
+def architecture_explorer(
+    data: Dataset | None = None, index: int = 0, *, max_width: int = 256, **kwargs
+) -> LessonExplorer[ForwardPass]:
     """Lesson 02: width, depth and activation of an untrained MLP; its output for one digit and its cost."""
     if data is None:
         data = load_dataset("digits", seed=0)
-    x, true = data.test.x[index:index + 1], data.labels[data.test.y[index]]
+    x, true = data.test.x[index : index + 1], data.labels[data.test.y[index]]
 
     def compute(v: dict) -> ForwardPass:
         sizes = layer_sizes(data.num_features, v["width"], v["depth"], data.num_classes)
         logits = forward(init_params(sizes, v["seed"]), x, v["activation"])
         return ForwardPass(sizes, mlp_params(sizes), mlp_flops(sizes), softmax(logits)[0])
 
-    def output_panel(ex: LessonExplorer, ax) -> None:
+    def output_panel(ex: LessonExplorer[ForwardPass], ax: Axes) -> None:
         plots.probabilities(ex.result.probs, data.labels, ax=ax)
         ax.axhline(1 / data.num_classes, color="grey", ls=":", lw=1)
         ax.set_xlabel("class")
         ax.set_title(f"untrained MLP's answer for a {true}")
 
-    def cost_panel(ex: LessonExplorer, ax) -> None:
+    def cost_panel(ex: LessonExplorer[ForwardPass], ax: Axes) -> None:
         widths = np.arange(4, max_width + 1, 4)
-        sizes = [layer_sizes(data.num_features, w, ex.values["depth"], data.num_classes) for w in widths]
+        sizes = [layer_sizes(data.num_features, int(w), ex.values["depth"], data.num_classes) for w in widths]
         ax.loglog(widths, [mlp_params(s) for s in sizes], label="parameters")
         ax.loglog(widths, [mlp_flops(s) for s in sizes], label="FLOPs per digit")
         ax.plot([ex.values["width"]] * 2, [ex.result.params, ex.result.flops], "ko", ms=5, label="this network")
@@ -85,11 +95,13 @@ def architecture_explorer(data: Dataset | None = None, index: int = 0, *, max_wi
         ax.set_title(f"cost of {ex.values['depth']} hidden layer(s)")
         ax.legend(frameon=False, fontsize=8)
 
-    def describe(ex: LessonExplorer) -> str:
+    def describe(ex: LessonExplorer[ForwardPass]) -> str:
         r = ex.result
         guess = int(r.probs.argmax())
-        return (f"{r.params:,} parameters · {r.flops:,} FLOPs per digit · "
-                f"guesses {data.labels[guess]} (p = {r.probs[guess]:.2f}) for a {true}")
+        return (
+            f"{r.params:,} parameters · {r.flops:,} FLOPs per digit · "
+            f"guesses {data.labels[guess]} (p = {r.probs[guess]:.2f}) for a {true}"
+        )
 
     controls = {
         "width": int_slider("width", 64, 4, max_width, 4),
@@ -113,8 +125,9 @@ class LossPoint:
     grad: np.ndarray
 
 
-def loss_explorer(classes: Sequence[str] = ("cat", "dog", "bird"), logits: Sequence[float] = (2.0, 1.0, -1.0),
-                  **kwargs) -> LessonExplorer:
+def loss_explorer(
+    classes: Sequence[str] = ("cat", "dog", "bird"), logits: Sequence[float] = (2.0, 1.0, -1.0), **kwargs
+) -> LessonExplorer[LossPoint]:
     """Lesson 03: move the logits and the true class; see probabilities, loss and its gradient."""
     n = len(classes)
 
@@ -123,7 +136,7 @@ def loss_explorer(classes: Sequence[str] = ("cat", "dog", "bird"), logits: Seque
         label = v["label"]
         return LossPoint(z, label, softmax(z), cross_entropy(z, label), cross_entropy_grad(z, label))
 
-    def probs_panel(ex: LessonExplorer, ax) -> None:
+    def probs_panel(ex: LessonExplorer[LossPoint], ax: Axes) -> None:
         r = ex.result
         ax.bar(classes, r.probs, color="steelblue", label="softmax(z)")
         ax.bar(classes, np.eye(n)[r.label], fill=False, edgecolor="k", lw=1.5, label="target (one-hot)")
@@ -131,14 +144,14 @@ def loss_explorer(classes: Sequence[str] = ("cat", "dog", "bird"), logits: Seque
         ax.set_title("probabilities vs target")
         ax.legend(frameon=False, fontsize=8, loc="upper right")
 
-    def grad_panel(ex: LessonExplorer, ax) -> None:
+    def grad_panel(ex: LessonExplorer[LossPoint], ax: Axes) -> None:
         g = ex.result.grad
         ax.bar(classes, g, color=["crimson" if value > 0 else "seagreen" for value in g])
         ax.axhline(0, color="k", lw=0.8)
         ax.set_ylim(-1.05, 1.05)
         ax.set_title("gradient: softmax(z) − one-hot")
 
-    def curve_panel(ex: LessonExplorer, ax) -> None:
+    def curve_panel(ex: LessonExplorer[LossPoint], ax: Axes) -> None:
         r = ex.result
         grid = np.linspace(-8, 8, 161)
         sweep = np.repeat(r.logits[None, :], len(grid), 0)
@@ -153,13 +166,15 @@ def loss_explorer(classes: Sequence[str] = ("cat", "dog", "bird"), logits: Seque
         ax.set_title("loss as the true logit moves")
         ax.legend(frameon=False, fontsize=8)
 
-    def describe(ex: LessonExplorer) -> str:
+    def describe(ex: LessonExplorer[LossPoint]) -> str:
         r = ex.result
         grad = ", ".join(f"{g:+.2f}" for g in r.grad)
         return f"loss {r.loss:.3f} · p({classes[r.label]}) = {r.probs[r.label]:.2f} · gradient [{grad}]"
 
-    controls = {f"z{i}": float_slider(f"logit {name}", float(value), -8.0, 8.0, 0.1)
-                for i, (name, value) in enumerate(zip(classes, logits))}
+    controls = {
+        f"z{i}": float_slider(f"logit {name}", float(value), -8.0, 8.0, 0.1)
+        for i, (name, value) in enumerate(zip(classes, logits, strict=True))
+    }
     controls["label"] = dropdown("true class", [(name, i) for i, name in enumerate(classes)], 0)
     kwargs.setdefault("title", "Cross-entropy: push the right logit up")
     kwargs.setdefault("figsize", (11.5, 3.3))
@@ -177,7 +192,7 @@ class Descent:
     behaviour: str
 
 
-def descent_explorer(start: Sequence[float] = (-4.5, 1.5), **kwargs) -> LessonExplorer:
+def descent_explorer(start: Sequence[float] = (-4.5, 1.5), **kwargs) -> LessonExplorer[Descent]:
     """Lesson 04: gradient descent on a long narrow valley; learning rate, steps and steepness on sliders."""
     lim = np.array([5.0, 3.0])
 
@@ -187,7 +202,7 @@ def descent_explorer(start: Sequence[float] = (-4.5, 1.5), **kwargs) -> LessonEx
         losses = valley.value(path)
         return Descent(valley, path, losses, behaviour(path, losses))
 
-    def contour_panel(ex: LessonExplorer, ax) -> None:
+    def contour_panel(ex: LessonExplorer[Descent], ax: Axes) -> None:
         r = ex.result
         gx, gy = np.meshgrid(np.linspace(-lim[0], lim[0], 121), np.linspace(-lim[1], lim[1], 81))
         surface = r.valley.value(np.stack([gx, gy], -1))
@@ -201,19 +216,21 @@ def descent_explorer(start: Sequence[float] = (-4.5, 1.5), **kwargs) -> LessonEx
         ax.set_ylabel("y (steep direction)")
         ax.set_title(f"path: {r.behaviour}")
 
-    def loss_panel(ex: LessonExplorer, ax) -> None:
+    def loss_panel(ex: LessonExplorer[Descent], ax: Axes) -> None:
         losses = ex.result.losses
         ax.semilogy(np.arange(len(losses)), np.maximum(losses, 1e-12), ".-", ms=3)
         ax.set_xlabel("step")
         ax.set_ylabel("loss")
         ax.set_title("loss per step")
 
-    def describe(ex: LessonExplorer) -> str:
+    def describe(ex: LessonExplorer[Descent]) -> str:
         r = ex.result
         steps = len(r.path) - 1
         left = " (left the map)" if steps < ex.values["steps"] else ""
-        return (f"{r.behaviour}: loss {r.losses[0]:.3g} → {r.losses[-1]:.3g} after {steps} steps{left} · "
-                f"stable while lr < 2/{r.valley.curvature:g} = {r.valley.largest_stable_lr:.3g}")
+        return (
+            f"{r.behaviour}: loss {r.losses[0]:.3g} → {r.losses[-1]:.3g} after {steps} steps{left} · "
+            f"stable while lr < 2/{r.valley.curvature:g} = {r.valley.largest_stable_lr:.3g}"
+        )
 
     controls = {
         "learning_rate": log_slider("learning rate", 0.02, 1e-3, 1.0),

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 from flax import nnx
+from matplotlib.axes import Axes
 
 from mlkit import bench
 from mlkit.data import Dataset, Preprocessor
@@ -32,47 +33,59 @@ def input_variants(model: nnx.Module, data: Dataset) -> dict[str, np.ndarray]:
     """Test-set probabilities of ``model`` when its inputs are processed as trained, not at all, or twice."""
     predictor = freeze(model, data)
     skip = freeze(model, preprocessor=Preprocessor.fit(data.train.raw_x, "none"), labels=data.labels)
-    return {INPUTS[0]: predictor.predict_proba(data.test.raw_x), INPUTS[1]: skip.predict_proba(data.test.raw_x),
-            INPUTS[2]: predictor.predict_proba(data.test.x)}
+    return {
+        INPUTS[0]: predictor.predict_proba(data.test.raw_x),
+        INPUTS[1]: skip.predict_proba(data.test.raw_x),
+        INPUTS[2]: predictor.predict_proba(data.test.x),
+    }
 
 
-def confidence_lab(model: nnx.Module, data: Dataset, **kwargs) -> LessonExplorer:
+def confidence_lab(model: nnx.Module, data: Dataset, **kwargs) -> LessonExplorer[dict]:
     """Lesson 08: pick a test digit and a confidence threshold; see the answer or "unsure", and the coverage."""
     probs = input_variants(model, data)
     thresholds = np.linspace(0.0, 1.0, 101)
 
     def compute(v: dict) -> dict:
         p = probs[v["inputs"]]
-        return {"probs": p[v["index"]], "answer": answer(p[v["index"]], data.labels, v["threshold"])[0],
-                "coverage": coverage(p, data.test.y, v["threshold"]),
-                "curve": np.array([coverage(p, data.test.y, t) for t in thresholds])}
+        return {
+            "probs": p[v["index"]],
+            "answer": answer(p[v["index"]], data.labels, v["threshold"])[0],
+            "coverage": coverage(p, data.test.y, v["threshold"]),
+            "curve": np.array([coverage(p, data.test.y, t) for t in thresholds]),
+        }
 
-    def digit_panel(ex: LessonExplorer, ax) -> None:
+    def digit_panel(ex: LessonExplorer[dict], ax: Axes) -> None:
         ax.imshow(data.test.raw_x[ex.values["index"]].reshape(data.image_shape), cmap="gray_r")
         ax.axis("off")
         ax.set_title(f"test digit {ex.values['index']}: a {data.labels[data.test.y[ex.values['index']]]}")
 
-    def probs_panel(ex: LessonExplorer, ax) -> None:
+    def probs_panel(ex: LessonExplorer[dict], ax: Axes) -> None:
         plots.probabilities(ex.result["probs"], data.labels, ax=ax)
         ax.axhline(ex.values["threshold"], color="crimson", ls="--", lw=1, label="threshold")
         ax.set_title(f"answer: {ex.result['answer']}")
         ax.legend(frameon=False, fontsize=8)
 
-    def curve_panel(ex: LessonExplorer, ax) -> None:
+    def curve_panel(ex: LessonExplorer[dict], ax: Axes) -> None:
         curve = ex.result["curve"]
         ax.plot(thresholds, curve[:, 0], label="answered")
         ax.plot(thresholds, curve[:, 1], label="right when answered")
         ax.axvline(ex.values["threshold"], color="crimson", ls="--", lw=1)
-        ax.set(ylim=(0, 1.02), xlabel="confidence threshold", ylabel="fraction of test digits",
-               title="coverage vs accuracy (test set)")
+        ax.set(
+            ylim=(0, 1.02),
+            xlabel="confidence threshold",
+            ylabel="fraction of test digits",
+            title="coverage vs accuracy (test set)",
+        )
         ax.legend(frameon=False, fontsize=8, loc="lower left")
 
-    def describe(ex: LessonExplorer) -> str:
+    def describe(ex: LessonExplorer[dict]) -> str:
         answered, right = ex.result["coverage"]
         n = round(answered * len(data.test))
         quality = f"{right:.1%} of those right" if n else "no answer to judge"
-        return (f"answer {ex.result['answer']} (p = {ex.result['probs'].max():.2f}) · at ≥ "
-                f"{ex.values['threshold']:.2f}: answers {n} of {len(data.test)} test digits, {quality}")
+        return (
+            f"answer {ex.result['answer']} (p = {ex.result['probs'].max():.2f}) · at ≥ "
+            f"{ex.values['threshold']:.2f}: answers {n} of {len(data.test)} test digits, {quality}"
+        )
 
     controls = {
         "index": int_slider("test digit", 0, 0, len(data.test) - 1),
@@ -86,49 +99,58 @@ def confidence_lab(model: nnx.Module, data: Dataset, **kwargs) -> LessonExplorer
 
 # ---------------------------------------------------------------- 09 latency and batch size
 
-BATCHES = tuple(2 ** i for i in range(11))  # 1 ... 1024
+BATCHES = tuple(2**i for i in range(11))  # 1 ... 1024
 TIMINGS = ("compiled function", "predict_proba (end to end)")
 
 
-def latency_lab(predictor: Predictor, x: np.ndarray, *, repeats: int = 30, **kwargs) -> LessonExplorer:
+def latency_lab(predictor: Predictor, x: np.ndarray, *, repeats: int = 30, **kwargs) -> LessonExplorer[bench.Timing]:
     """Lesson 09: a batch-size slider over measured latency (p50, p99) and throughput; points accumulate."""
     measured: dict[tuple[str, int], bench.Timing] = {}
 
     def compute(v: dict) -> bench.Timing:
         key = (v["timing"], v["batch"])
         if key not in measured:
-            sweep = bench.predictor_sweep(predictor, x, (v["batch"],), repeats=repeats,
-                                          end_to_end=v["timing"] == TIMINGS[1])
+            sweep = bench.predictor_sweep(
+                predictor, x, (v["batch"],), repeats=repeats, end_to_end=v["timing"] == TIMINGS[1]
+            )
             measured[key] = sweep.timings[0]
         return measured[key]
 
     def points(timing: str) -> list[bench.Timing]:
         return [measured[k] for k in sorted(measured, key=lambda k: k[1]) if k[0] == timing]
 
-    def latency_panel(ex: LessonExplorer, ax) -> None:
-        for timing, style in zip(TIMINGS, ("o-", "s--")):
+    def latency_panel(ex: LessonExplorer[bench.Timing], ax: Axes) -> None:
+        for timing, style in zip(TIMINGS, ("o-", "s--"), strict=True):
             ts = points(timing)
             for q, ms, alpha in (("p50", 4, 1.0), ("p99", 2, 0.4)):
                 if ts:
-                    ax.loglog([t.items for t in ts], [getattr(t, q) * 1e6 for t in ts], style, ms=ms, alpha=alpha,
-                              label=f"{q} · {timing}")
+                    ax.loglog(
+                        [t.items for t in ts],
+                        [getattr(t, q) * 1e6 for t in ts],
+                        style,
+                        ms=ms,
+                        alpha=alpha,
+                        label=f"{q} · {timing}",
+                    )
         ax.plot(ex.result.items, ex.result.p50 * 1e6, "ko", ms=8, fillstyle="none")
         ax.set(xlabel="batch size", ylabel="µs per call", title="latency: one call, whole batch")
         ax.legend(frameon=False, fontsize=7)
 
-    def throughput_panel(ex: LessonExplorer, ax) -> None:
-        for timing, style in zip(TIMINGS, ("o-", "s--")):
+    def throughput_panel(ex: LessonExplorer[bench.Timing], ax: Axes) -> None:
+        for timing, style in zip(TIMINGS, ("o-", "s--"), strict=True):
             if ts := points(timing):
                 ax.loglog([t.items for t in ts], [t.throughput for t in ts], style, ms=4, label=timing)
         ax.plot(ex.result.items, ex.result.throughput, "ko", ms=8, fillstyle="none")
         ax.set(xlabel="batch size", ylabel="digits per second", title="throughput")
         ax.legend(frameon=False, fontsize=7)
 
-    def describe(ex: LessonExplorer) -> str:
+    def describe(ex: LessonExplorer[bench.Timing]) -> str:
         t = ex.result
-        return (f"batch {t.items}: p50 {t.p50 * 1e6:,.0f} µs, p99 {t.p99 * 1e6:,.0f} µs per call · "
-                f"{t.throughput:,.0f} digits/s · {t.per_item * 1e6:.2f} µs per digit · compiled in "
-                f"{t.compile_s:.2f} s (first time only)")
+        return (
+            f"batch {t.items}: p50 {t.p50 * 1e6:,.0f} µs, p99 {t.p99 * 1e6:,.0f} µs per call · "
+            f"{t.throughput:,.0f} digits/s · {t.per_item * 1e6:.2f} µs per digit · compiled in "
+            f"{t.compile_s:.2f} s (first time only)"
+        )
 
     controls = {"batch": choice_slider("batch size", BATCHES, 16), "timing": dropdown("timing", TIMINGS)}
     kwargs.setdefault("title", "Latency and throughput against batch size")
@@ -138,10 +160,13 @@ def latency_lab(predictor: Predictor, x: np.ndarray, *, repeats: int = 30, **kwa
 
 # ---------------------------------------------------------------- 10 lean models
 
-def lean_lab(model: nnx.Module, data: Dataset, *, split: str = "test", **kwargs) -> LessonExplorer:
+
+def lean_lab(model: nnx.Module, data: Dataset, *, split: str = "test", **kwargs) -> LessonExplorer[dict]:
     """Lesson 10: precision and sparsity of the folded model; test accuracy against bytes, points accumulate."""
     evaluated = getattr(data, split)
     baseline = lean(model, data)
+    base_nbytes = baseline.nbytes
+    assert base_nbytes is not None, "a lean() predictor holds its arrays"
     base_labels = baseline.predict_proba(evaluated.raw_x).argmax(1)
     measured: dict[tuple[str, float], dict] = {}
 
@@ -154,32 +179,49 @@ def lean_lab(model: nnx.Module, data: Dataset, *, split: str = "test", **kwargs)
             measured[key] = {"row": row, "agree": agree}
         return measured[key]
 
-    def accuracy_panel(ex: LessonExplorer, ax) -> None:
-        for precision, marker in zip(PRECISIONS, "os^"):
+    def accuracy_panel(ex: LessonExplorer[dict], ax: Axes) -> None:
+        for precision, marker in zip(PRECISIONS, "os^", strict=True):
             keys = sorted(k for k in measured if k[0] == precision)
             if keys:
-                ax.plot([k[1] for k in keys], [measured[k]["row"].accuracy for k in keys], marker + "-", ms=4,
-                        label=precision)
+                ax.plot(
+                    [k[1] for k in keys],
+                    [measured[k]["row"].accuracy for k in keys],
+                    marker + "-",
+                    ms=4,
+                    label=precision,
+                )
         ax.plot(ex.values["sparsity"], ex.result["row"].accuracy, "ko", ms=9, fillstyle="none")
-        ax.set(xlim=(-0.03, 1.0), ylim=(0, 1.02), xlabel="sparsity (fraction of weights set to zero)",
-               ylabel=f"{split} accuracy", title="quality")
+        ax.set(
+            xlim=(-0.03, 1.0),
+            ylim=(0, 1.02),
+            xlabel="sparsity (fraction of weights set to zero)",
+            ylabel=f"{split} accuracy",
+            title="quality",
+        )
         ax.legend(frameon=False, fontsize=8, loc="lower left")
 
-    def size_panel(ex: LessonExplorer, ax) -> None:
+    def size_panel(ex: LessonExplorer[dict], ax: Axes) -> None:
         row = ex.result["row"]
         names = ["float32\n(folded)", "this,\nstored dense", "this,\nstored sparse"]
-        ax.bar(names, [baseline.nbytes / 1e3, row.nbytes / 1e3, row.sparse_nbytes / 1e3],
-               color=["grey", "steelblue", "seagreen"])
+        ax.bar(
+            names,
+            [base_nbytes / 1e3, row.nbytes / 1e3, row.sparse_nbytes / 1e3],
+            color=["grey", "steelblue", "seagreen"],
+        )
         ax.set(ylabel="kB", title="size")
 
-    def describe(ex: LessonExplorer) -> str:
+    def describe(ex: LessonExplorer[dict]) -> str:
         row, v = ex.result["row"], ex.values
-        return (f"{v['precision']}, {v['sparsity']:.0%} zeros: {row.nbytes:,} bytes stored "
-                f"({row.nbytes / baseline.nbytes:.0%} of float32), {row.sparse_nbytes:,} stored sparse · "
-                f"{split} acc {row.accuracy:.1%} · agrees with float32 on {ex.result['agree']:.1%}")
+        return (
+            f"{v['precision']}, {v['sparsity']:.0%} zeros: {row.nbytes:,} bytes stored "
+            f"({row.nbytes / base_nbytes:.0%} of float32), {row.sparse_nbytes:,} stored sparse · "
+            f"{split} acc {row.accuracy:.1%} · agrees with float32 on {ex.result['agree']:.1%}"
+        )
 
-    controls = {"precision": dropdown("precision", PRECISIONS),
-                "sparsity": float_slider("sparsity", 0.0, 0.0, 0.95, 0.05)}
+    controls = {
+        "precision": dropdown("precision", PRECISIONS),
+        "sparsity": float_slider("sparsity", 0.0, 0.0, 0.95, 0.05),
+    }
     kwargs.setdefault("title", "Lean models: bits and zeros against accuracy")
     kwargs.setdefault("figsize", (9, 3.3))
     return LessonExplorer(compute, controls, (accuracy_panel, size_panel), describe=describe, **kwargs)
@@ -188,7 +230,13 @@ def lean_lab(model: nnx.Module, data: Dataset, *, split: str = "test", **kwargs)
 # ---------------------------------------------------------------- 11 drift and fine-tuning
 
 
-def drift_lab(model: nnx.Module, data: Dataset, *, seed: int = 0, **kwargs) -> TrainingDashboard:
+class DriftDashboard(TrainingDashboard):
+    """Lesson 11's dashboard: after each run ``result`` holds the four test accuracies its bars show."""
+
+    result: dict[str, float] | None = None
+
+
+def drift_lab(model: nnx.Module, data: Dataset, *, seed: int = 0, **kwargs) -> DriftDashboard:
     """Lesson 11: shift the digits, then fine-tune a copy of the trained ``model`` on a few labelled new ones.
 
     After each run ``result`` holds the four test accuracies the bars show ("frozen original", "frozen shifted",
@@ -203,35 +251,53 @@ def drift_lab(model: nnx.Module, data: Dataset, *, seed: int = 0, **kwargs) -> T
         "epochs": int_slider("epochs", 20, 1, 60),
     }
 
-    def scores(dashboard: TrainingDashboard) -> dict[str, float]:
+    def scores(dashboard: DriftDashboard) -> dict[str, float]:
         d, tuned = dashboard.data, dashboard.model
-        return {"frozen shifted": accuracy(frozen, d.test), "frozen original": original,
-                "tuned shifted": evaluate(tuned, d.test)[1], "tuned original": evaluate(tuned, data.test)[1]}
+        assert d is not None and tuned is not None, "scores are read after a run"
+        return {
+            "frozen shifted": accuracy(frozen, d.test),
+            "frozen original": original,
+            "tuned shifted": evaluate(tuned, d.test)[1],
+            "tuned original": evaluate(tuned, data.test)[1],
+        }
 
-    def bars_panel(dashboard: TrainingDashboard, ax) -> None:
+    def bars_panel(dashboard: DriftDashboard, ax: Axes) -> None:
         if dashboard.model is None:
             return
         s = scores(dashboard)
         where = np.arange(2)
-        for offset, (name, colour) in zip((-0.2, 0.2), (("frozen", "grey"), ("tuned", "C2"))):
-            bars = ax.bar(where + offset, [s[f"{name} original"], s[f"{name} shifted"]], 0.4, color=colour,
-                          label="fine-tuned" if name == "tuned" else name)
+        for offset, (name, colour) in zip((-0.2, 0.2), (("frozen", "grey"), ("tuned", "C2")), strict=True):
+            bars = ax.bar(
+                where + offset,
+                [s[f"{name} original"], s[f"{name} shifted"]],
+                0.4,
+                color=colour,
+                label="fine-tuned" if name == "tuned" else name,
+            )
             ax.bar_label(bars, fmt="{:.0%}", fontsize=8)
         ax.set_xticks(where, ["original digits", f"{dashboard.values['kind']} {dashboard.values['severity']:g}"])
         ax.set(ylim=(0, 1.15), ylabel="test accuracy", title="before and after fine-tuning")
         ax.legend(frameon=False, fontsize=8, loc="upper center", ncol=2)
 
-    def describe(dashboard: TrainingDashboard) -> str:
+    def describe(dashboard: DriftDashboard) -> str:
         s, v = scores(dashboard), dashboard.values
         dashboard.result = s  # the finished run's four accuracies, for code to read (the bars show them)
         drop, gain = s["frozen original"] - s["frozen shifted"], s["tuned shifted"] - s["frozen shifted"]
         recovered = f" (recovers {gain / drop:.0%} of the drop)" if drop > 0 else ""
-        return (f"{v['kind']} {v['severity']:g}, {v['train_size']} labelled: shifted test {s['frozen shifted']:.1%} "
-                f"frozen → {s['tuned shifted']:.1%} fine-tuned{recovered} · original test "
-                f"{s['frozen original']:.1%} → {s['tuned original']:.1%}")
+        return (
+            f"{v['kind']} {v['severity']:g}, {v['train_size']} labelled: shifted test {s['frozen shifted']:.1%} "
+            f"frozen → {s['tuned shifted']:.1%} fine-tuned{recovered} · original test "
+            f"{s['frozen original']:.1%} → {s['tuned original']:.1%}"
+        )
 
     kwargs.setdefault("title", "Drift: shift the digits, fine-tune on a few")
-    return TrainingDashboard(
+    return DriftDashboard(
         lambda v: finetune_data(data, v["kind"], v["severity"], v["train_size"], seed=seed),
-        lambda d, v: nnx.clone(model), TrainConfig(batch_size=16, epochs=20, seed=seed), controls,
-        (bars_panel, loss_panel), data_keys=("kind", "severity", "train_size"), describe=describe, **kwargs)
+        lambda d, v: nnx.clone(model),
+        TrainConfig(batch_size=16, epochs=20, seed=seed),
+        controls,
+        (bars_panel, loss_panel),
+        data_keys=("kind", "severity", "train_size"),
+        describe=describe,
+        **kwargs,
+    )

@@ -17,7 +17,7 @@ from mlkit.train import History
 
 def _axes(ax=None, figsize=(5, 3.2)):
     if ax is None:
-        fig, ax = plt.subplots(figsize=figsize, layout="constrained")
+        _, ax = plt.subplots(figsize=figsize, layout="constrained")
     return ax.figure, ax
 
 
@@ -29,8 +29,13 @@ def curves(history: History, metric: str = "loss", ax=None, title: str | None = 
     ax.plot(epochs, getattr(history, f"train_{metric}"), "o-", ms=3, label="training")
     ax.plot(epochs, getattr(history, f"val_{metric}"), "s-", ms=3, label="validation")
     if history.best_epoch and metric == "loss":
-        ax.axvline(history.best_epoch, color="grey", lw=0.8, ls=":",
-                   label=f"lowest validation loss (epoch {history.best_epoch})")
+        ax.axvline(
+            history.best_epoch,
+            color="grey",
+            lw=0.8,
+            ls=":",
+            label=f"lowest validation loss (epoch {history.best_epoch})",
+        )
     ax.set_xlabel("epoch")
     ax.set_ylabel({"loss": "loss", "acc": "accuracy"}[metric])
     if log and metric == "loss" and history.epochs and min(history.train_loss + history.val_loss) > 0:
@@ -40,13 +45,19 @@ def curves(history: History, metric: str = "loss", ax=None, title: str | None = 
     return fig
 
 
-def sample_grid(images: np.ndarray, labels: Sequence, image_shape: tuple[int, int], *,
-                predicted: Sequence | None = None, columns: int = 10, ax=None) -> Figure:
+def sample_grid(
+    images: np.ndarray,
+    labels: Sequence,
+    image_shape: tuple[int, int],
+    *,
+    predicted: Sequence | None = None,
+    columns: int = 10,
+    ax=None,
+) -> Figure:
     """A grid of small grey images titled with their labels (red where a prediction is wrong)."""
     n = len(images)
     rows = -(-n // columns)
-    fig, axes = plt.subplots(rows, columns, figsize=(columns * 0.8, rows * 0.95), layout="constrained",
-                             squeeze=False)
+    fig, axes = plt.subplots(rows, columns, figsize=(columns * 0.8, rows * 0.95), layout="constrained", squeeze=False)
     for i, cell in enumerate(axes.flat):
         cell.axis("off")
         if i >= n:
@@ -83,8 +94,17 @@ def decision_boundary(model, data, ax=None, resolution: int = 120) -> Figure:
     classes = outputs.argmax(1).reshape(gx.shape)
     cmap = plt.get_cmap("coolwarm" if data.num_classes == 2 else "tab10")
     ax.contourf(gx, gy, classes, levels=np.arange(data.num_classes + 1) - 0.5, cmap=cmap, alpha=0.3)
-    ax.scatter(raw[:, 0], raw[:, 1], c=data.train.y, cmap=cmap, s=9, edgecolors="k", linewidths=0.3,
-               vmin=0, vmax=max(data.num_classes - 1, 1))
+    ax.scatter(
+        raw[:, 0],
+        raw[:, 1],
+        c=data.train.y,
+        cmap=cmap,
+        s=9,
+        edgecolors="k",
+        linewidths=0.3,
+        vmin=0,
+        vmax=max(data.num_classes - 1, 1),
+    )
     ax.set_xticks([])
     ax.set_yticks([])
     ax.set_title("decision boundary")
@@ -100,8 +120,15 @@ def regression_fit(model, data, ax=None, truth=None) -> Figure:
     lo, hi = data.train.raw_x.min(), data.train.raw_x.max()
     grid = np.linspace(lo, hi, 300, dtype=np.float32)[:, None]
     ax.scatter(data.train.raw_x[:, 0], data.train.y, s=14, label="training points")
-    ax.scatter(data.val.raw_x[:, 0], data.val.y, s=14, marker="s", facecolors="none", edgecolors="C1",
-               label="validation points")
+    ax.scatter(
+        data.val.raw_x[:, 0],
+        data.val.y,
+        s=14,
+        marker="s",
+        facecolors="none",
+        edgecolors="C1",
+        label="validation points",
+    )
     if truth is not None:
         ax.plot(grid[:, 0], truth(grid[:, 0]), color="grey", ls="--", lw=1, label="true curve")
     ax.plot(grid[:, 0], apply(model, data.preprocessor(grid))[:, 0], color="C2", lw=2, label="model")
@@ -113,8 +140,17 @@ def regression_fit(model, data, ax=None, truth=None) -> Figure:
     return fig
 
 
-def heatmap(values: np.ndarray, rows: Sequence, columns: Sequence, *, row_name: str = "", column_name: str = "",
-            title: str = "", fmt: str = "{:.3f}", ax=None) -> Figure:
+def heatmap(
+    values: np.ndarray,
+    rows: Sequence,
+    columns: Sequence,
+    *,
+    row_name: str = "",
+    column_name: str = "",
+    title: str = "",
+    fmt: str = "{:.3f}",
+    ax=None,
+) -> Figure:
     """A grid of numbers coloured by value (e.g. validation accuracy over two hyperparameters)."""
     fig, ax = _axes(ax, figsize=(1.0 + 0.9 * len(columns), 0.8 + 0.5 * len(rows)))
     ax.clear()
@@ -126,7 +162,14 @@ def heatmap(values: np.ndarray, rows: Sequence, columns: Sequence, *, row_name: 
     finite = values[np.isfinite(values)]
     middle = (finite.min() + finite.max()) / 2 if finite.size else 0
     for (i, j), v in np.ndenumerate(values):
-        ax.text(j, i, fmt.format(v), ha="center", va="center", fontsize=8,
-                color="white" if np.isfinite(v) and v < middle else "black")
+        ax.text(
+            j,
+            i,
+            fmt.format(v),
+            ha="center",
+            va="center",
+            fontsize=8,
+            color="white" if np.isfinite(v) and v < middle else "black",
+        )
     ax.set_title(title)
     return fig

@@ -18,8 +18,9 @@ from mlkit.lessons.widgets import TrainingDashboard, log_slider
 from mlkit.train import TrainConfig
 
 
-def redraw_seconds(data: Dataset, model_fn: Callable[[], nnx.Module], config: TrainConfig,
-                   rates: Sequence[float]) -> dict:
+def redraw_seconds(
+    data: Dataset, model_fn: Callable[[], nnx.Module], config: TrainConfig, rates: Sequence[float]
+) -> dict:
     """Median seconds of ``TrainingDashboard.set_value("learning_rate", lr)`` over ``rates[1:]`` (the first
     change is a warm-up): a full retrain of ``config.epochs`` epochs plus the PNG redraws."""
     slider = log_slider("learning rate", config.learning_rate, 1e-4, 1.0)
@@ -30,5 +31,9 @@ def redraw_seconds(data: Dataset, model_fn: Callable[[], nnx.Module], config: Tr
         dash.set_value("learning_rate", lr)
         if i:
             seconds.append(time.perf_counter() - start)
-    return {"method": "TrainingDashboard.set_value('learning_rate', ...): fit + PNG redraws",
-            "epochs": config.epochs, "seconds": float(np.median(seconds)), "all_seconds": seconds}
+    return {
+        "method": "TrainingDashboard.set_value('learning_rate', ...): fit + PNG redraws",
+        "epochs": config.epochs,
+        "seconds": float(np.median(seconds)),
+        "all_seconds": seconds,
+    }

@@ -6,13 +6,22 @@ shows it, a test drives it with ``set_value``.
 
 from __future__ import annotations
 
-from mlkit.data import toys
+from matplotlib.axes import Axes
+
+from mlkit.data import Dataset, load_dataset, toys, with_train_size
 from mlkit.lessons import plots
-from mlkit.data import Dataset, load_dataset, with_train_size
+from mlkit.lessons.widgets import (
+    TrainingDashboard,
+    accuracy_panel,
+    boundary_panel,
+    dropdown,
+    float_slider,
+    int_slider,
+    log_slider,
+    loss_panel,
+)
 from mlkit.models import ACTIVATIONS, MLP
 from mlkit.train import TrainConfig
-from mlkit.lessons.widgets import (TrainingDashboard, accuracy_panel, boundary_panel, dropdown, float_slider, int_slider,
-                           log_slider, loss_panel)
 
 
 def playground(seed: int = 0, **kwargs) -> TrainingDashboard:
@@ -29,8 +38,13 @@ def playground(seed: int = 0, **kwargs) -> TrainingDashboard:
     return TrainingDashboard(
         lambda v: load_dataset(v["dataset"], n=400, noise=v["noise"], seed=seed),
         lambda data, v: MLP(2, (v["width"],) * v["depth"], data.num_classes, activation=v["activation"], seed=seed),
-        TrainConfig(batch_size=16, seed=seed), controls, (boundary_panel, loss_panel),
-        data_keys=("dataset", "noise"), title="Playground: watch the boundary form", **kwargs)
+        TrainConfig(batch_size=16, seed=seed),
+        controls,
+        (boundary_panel, loss_panel),
+        data_keys=("dataset", "noise"),
+        title="Playground: watch the boundary form",
+        **kwargs,
+    )
 
 
 def digits_lab(data: Dataset, seed: int = 0, **kwargs) -> TrainingDashboard:
@@ -43,8 +57,14 @@ def digits_lab(data: Dataset, seed: int = 0, **kwargs) -> TrainingDashboard:
         "epochs": int_slider("epochs", 20, 1, 60),
     }
     return TrainingDashboard(
-        data, lambda d, v: MLP(d.num_features, (v["width"],) * v["depth"], d.num_classes, seed=seed),
-        TrainConfig(seed=seed), controls, (loss_panel, accuracy_panel), title="Train an MLP on the digits", **kwargs)
+        data,
+        lambda d, v: MLP(d.num_features, (v["width"],) * v["depth"], d.num_classes, seed=seed),
+        TrainConfig(seed=seed),
+        controls,
+        (loss_panel, accuracy_panel),
+        title="Train an MLP on the digits",
+        **kwargs,
+    )
 
 
 def overfitting_lab(data: Dataset, seed: int = 0, **kwargs) -> TrainingDashboard:
@@ -59,11 +79,16 @@ def overfitting_lab(data: Dataset, seed: int = 0, **kwargs) -> TrainingDashboard
     return TrainingDashboard(
         lambda v: with_train_size(data, v["train_size"], seed=seed),
         lambda d, v: MLP(d.num_features, (v["width"],) * 2, d.num_classes, dropout=v["dropout"], seed=seed),
-        TrainConfig(batch_size=16, seed=seed), controls, (linear_loss_panel, accuracy_panel), data_keys=("train_size",),
-        title="Overfitting: shrink the data, grow the model", **kwargs)
+        TrainConfig(batch_size=16, seed=seed),
+        controls,
+        (linear_loss_panel, accuracy_panel),
+        data_keys=("train_size",),
+        title="Overfitting: shrink the data, grow the model",
+        **kwargs,
+    )
 
 
-def linear_loss_panel(dashboard: TrainingDashboard, ax) -> None:
+def linear_loss_panel(dashboard: TrainingDashboard, ax: Axes) -> None:
     """Losses on a linear axis, where a rising validation loss is easy to see."""
     if dashboard.history is not None:
         plots.curves(dashboard.history, "loss", ax=ax, log=False)
@@ -79,11 +104,16 @@ def capacity_lab(seed: int = 0, **kwargs) -> TrainingDashboard:
         "epochs": int_slider("epochs", 400, 50, 1000, 50),
     }
 
-    def fit_panel(dashboard, ax):
+    def fit_panel(dashboard: TrainingDashboard, ax: Axes) -> None:
         if dashboard.model is not None:
             plots.regression_fit(dashboard.model, dashboard.data, ax=ax, truth=toys.true_curve)
 
     return TrainingDashboard(
-        data, lambda d, v: MLP(1, (v["width"],) * v["depth"], 1, activation=v["activation"], seed=seed),
-        TrainConfig(batch_size=16, learning_rate=1e-2, seed=seed), controls, (fit_panel, loss_panel),
-        title="Capacity: fit a noisy curve", **kwargs)
+        data,
+        lambda d, v: MLP(1, (v["width"],) * v["depth"], 1, activation=v["activation"], seed=seed),
+        TrainConfig(batch_size=16, learning_rate=1e-2, seed=seed),
+        controls,
+        (fit_panel, loss_panel),
+        title="Capacity: fit a noisy curve",
+        **kwargs,
+    )

@@ -16,68 +16,112 @@ import math
 import threading
 import time
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, TypeVar
 
 import ipywidgets as widgets
+from flax import nnx
 from IPython.display import display
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from mlkit.lessons import plots
 from mlkit.data import Dataset
+from mlkit.lessons import plots
 from mlkit.train import History, TrainConfig, fit
 
-Panel = Callable[["Explorer", object], None]  # panel(dashboard, axes) draws one subplot
+if TYPE_CHECKING:
+    from typing_extensions import Self
+
+E = TypeVar("E", bound="Explorer")
+Panel = Callable[[E, Axes], None]  # panel(explorer, axes) draws one subplot; a subclass's panels take that subclass
 _STYLE = {"description_width": "130px"}  # fits "training examples"
 _LAYOUT = widgets.Layout(width="330px")
 
 
 def log_slider(description: str, value: float, low: float, high: float) -> widgets.FloatLogSlider:
     """A slider over powers of ten (learning rates, weight decay), reporting on release."""
-    return widgets.FloatLogSlider(value=value, base=10, min=math.log10(low), max=math.log10(high), step=0.1,
-                                  description=description, readout_format=".1e", continuous_update=False,
-                                  style=_STYLE, layout=_LAYOUT)
+    return widgets.FloatLogSlider(
+        value=value,
+        base=10,
+        min=math.log10(low),
+        max=math.log10(high),
+        step=0.1,
+        description=description,
+        readout_format=".1e",
+        continuous_update=False,
+        style=_STYLE,
+        layout=_LAYOUT,
+    )
 
 
 def int_slider(description: str, value: int, low: int, high: int, step: int = 1) -> widgets.IntSlider:
-    return widgets.IntSlider(value=value, min=low, max=high, step=step, description=description,
-                             continuous_update=False, style=_STYLE, layout=_LAYOUT)
+    return widgets.IntSlider(
+        value=value,
+        min=low,
+        max=high,
+        step=step,
+        description=description,
+        continuous_update=False,
+        style=_STYLE,
+        layout=_LAYOUT,
+    )
 
 
 def float_slider(description: str, value: float, low: float, high: float, step: float) -> widgets.FloatSlider:
-    return widgets.FloatSlider(value=value, min=low, max=high, step=step, description=description,
-                               continuous_update=False, style=_STYLE, layout=_LAYOUT)
+    return widgets.FloatSlider(
+        value=value,
+        min=low,
+        max=high,
+        step=step,
+        description=description,
+        continuous_update=False,
+        style=_STYLE,
+        layout=_LAYOUT,
+    )
 
 
 def choice_slider(description: str, options: Sequence, value=None) -> widgets.SelectionSlider:
     """A slider over a fixed list of values (batch sizes), reporting on release."""
-    return widgets.SelectionSlider(options=list(options), value=options[0] if value is None else value,
-                                   description=description, continuous_update=False, style=_STYLE,
-                                   layout=_LAYOUT)
+    return widgets.SelectionSlider(
+        options=list(options),
+        value=options[0] if value is None else value,
+        description=description,
+        continuous_update=False,
+        style=_STYLE,
+        layout=_LAYOUT,
+    )
 
 
 def dropdown(description: str, options: Sequence, value=None) -> widgets.Dropdown:
     """Options are values, or (label, value) pairs; the first is chosen unless ``value`` says otherwise."""
     if value is None:
         value = options[0][1] if isinstance(options[0], tuple) else options[0]
-    return widgets.Dropdown(options=list(options), value=value,
-                            description=description, style=_STYLE, layout=_LAYOUT)
+    return widgets.Dropdown(options=list(options), value=value, description=description, style=_STYLE, layout=_LAYOUT)
 
 
 class Explorer:
     """Controls that redraw a figure of ``panels`` whenever a value changes."""
 
-    def __init__(self, controls: dict[str, widgets.ValueWidget], panels: Sequence[Panel], *,
-                 describe: Callable[[Explorer], str] | None = None, title: str = "",
-                 figsize: tuple[float, float] | None = None, render: bool = True):
+    def __init__(
+        self,
+        controls: dict[str, widgets.ValueWidget],
+        panels: Sequence[Panel[Self]],
+        *,
+        describe: Callable[[Self], str] | None = None,
+        title: str = "",
+        figsize: tuple[float, float] | None = None,
+        render: bool = True,
+    ):
         self.controls = dict(controls)
-        self.panels = list(panels)
-        self.describe = describe or (lambda explorer: "")
+        self.panels: list[Panel[Self]] = list(panels)
+        self.describe: Callable[[Self], str] = describe or (lambda explorer: "")
         self.render = render  # False: draw the figure but skip the PNG (headless runs)
         self.figure = Figure(figsize=figsize or (4.3 * len(self.panels), 3.3), layout="constrained")
-        self.axes = list(self.figure.subplots(1, len(self.panels), squeeze=False)[0])
+        self.axes: list[Axes] = list(self.figure.subplots(1, len(self.panels), squeeze=False)[0])
         # Shrinks to the space beside the controls (min_width 0) and keeps its aspect ratio (height auto,
         # align_self: not stretched to the height of the controls).
-        self.image = widgets.Image(format="png", layout=widgets.Layout(max_width="100%", min_width="0",
-                                                                       height="auto", align_self="flex-start"))
+        self.image = widgets.Image(
+            format="png", layout=widgets.Layout(max_width="100%", min_width="0", height="auto", align_self="flex-start")
+        )
         self.status = widgets.HTML(layout=widgets.Layout(width="330px"))
         self.title = widgets.HTML(f"<b>{html.escape(title)}</b>") if title else None
         self.redraws = 0
@@ -93,19 +137,23 @@ class Explorer:
         """Called by a control when its value changes (on release for sliders)."""
         self.refresh()
 
-    def refresh(self) -> None:
+    def refresh(self: Self) -> None:
         self.redraw()
         self.show_status(self.describe(self))
 
-    def set_value(self, name: str, value) -> None:
-        """Do what a learner does: set one control as if it were moved, and wait for the result."""
+    def set_value(self, name: str, value) -> object:
+        """Do what a learner does: set one control as if it were moved, and wait for the result.
+
+        Returns None here; a subclass may return what the change produced (TrainingDashboard: the run's History).
+        """
         if self.controls[name].value == value:
             self.on_change()
         else:
             self.controls[name].value = value
+        return None
 
-    def redraw(self) -> None:
-        for ax, panel in zip(self.axes, self.panels):
+    def redraw(self: Self) -> None:
+        for ax, panel in zip(self.axes, self.panels, strict=True):
             ax.clear()
             panel(self, ax)
         if self.render:
@@ -124,16 +172,18 @@ class Explorer:
     def show_status(self, text: str, error: bool = False) -> None:
         self._status_text = text
         colour = "crimson" if error else "inherit"
-        self.status.value = (f"<div style='color:{colour};font-family:monospace;line-height:1.4'>"
-                             f"{html.escape(text)}</div>")
+        self.status.value = (
+            f"<div style='color:{colour};font-family:monospace;line-height:1.4'>{html.escape(text)}</div>"
+        )
 
     def sidebar(self) -> list[widgets.Widget]:
         return [w for w in (self.title, *self.controls.values()) if w is not None] + [self.status]
 
     @property
     def widget(self) -> widgets.Widget:
-        return widgets.HBox([widgets.VBox(self.sidebar(), layout=widgets.Layout(min_width="340px", flex="0 0 auto")),
-                             self.image])
+        return widgets.HBox(
+            [widgets.VBox(self.sidebar(), layout=widgets.Layout(min_width="340px", flex="0 0 auto")), self.image]
+        )
 
     def _ipython_display_(self):
         if not self.redraws:
@@ -152,10 +202,19 @@ class TrainingDashboard(Explorer):
     heard; ``train()`` itself always runs to the end before returning.
     """
 
-    def __init__(self, data: Dataset | Callable[[dict], Dataset], model_fn: Callable[[Dataset, dict], object],
-                 config: TrainConfig, controls: dict[str, widgets.ValueWidget],
-                 panels: Sequence[Panel] = (), *, data_keys: Sequence[str] = (), threaded: bool = True,
-                 redraw_every: float = 0.15, **kwargs):
+    def __init__(
+        self,
+        data: Dataset | Callable[[dict], Dataset],
+        model_fn: Callable[[Dataset, dict], nnx.Module],
+        config: TrainConfig,
+        controls: dict[str, widgets.ValueWidget],
+        panels: Sequence[Panel[Self]] = (),
+        *,
+        data_keys: Sequence[str] = (),
+        threaded: bool = True,
+        redraw_every: float = 0.15,
+        **kwargs,
+    ):
         super().__init__(controls, panels or (loss_panel, accuracy_panel), **kwargs)
         self.data_fn = data if callable(data) else (lambda values: data)
         self.data_keys = tuple(data_keys)
@@ -168,10 +227,10 @@ class TrainingDashboard(Explorer):
         self.train_button.on_click(self.on_train)
         self.stop_button.on_click(self.on_stop)
         self.history: History | None = None
-        self.model = None
+        self.model: nnx.Module | None = None
         self.data: Dataset | None = None
         self.training = False
-        self._data_key = None
+        self._data_key: tuple | None = None
         self._stop = False
         self._thread: threading.Thread | None = None
         self._last_draw = 0.0
@@ -214,7 +273,7 @@ class TrainingDashboard(Explorer):
         else:
             super().refresh()
 
-    def train(self) -> History | None:
+    def train(self: Self) -> History | None:
         """One full run with the current control values; returns its history."""
         values = self.values
         self._busy(True)
@@ -227,8 +286,10 @@ class TrainingDashboard(Explorer):
             config = self.config.replace(**{k: v for k, v in values.items() if k in fields})
             self.history = fit(self.model, self.data, config, callbacks=[self._after_epoch])
             self.redraw()  # the final figure and status, before the controls come back
-            self.show_status(self.describe(self) or self._progress(self.history, config.epochs, final=True),
-                             error=self.history.status == "diverged")
+            self.show_status(
+                self.describe(self) or self._progress(self.history, config.epochs, final=True),
+                error=self.history.status == "diverged",
+            )
         except ValueError as e:
             self.show_status(f"error: {e}", error=True)
         finally:
@@ -257,8 +318,9 @@ class TrainingDashboard(Explorer):
     def _progress(self, history: History, epochs: int, final: bool = False) -> str:
         if not history.epochs:
             return history.message or "no epoch finished"
-        text = (f"epoch {history.epochs}/{epochs} · loss {history.train_loss[-1]:.4f} · "
-                f"val loss {history.val_loss[-1]:.4f}")
+        text = (
+            f"epoch {history.epochs}/{epochs} · loss {history.train_loss[-1]:.4f} · val loss {history.val_loss[-1]:.4f}"
+        )
         if not math.isnan(history.val_acc[-1]):
             text += f" · val acc {history.val_acc[-1]:.1%}"
         text += f" · {time.perf_counter() - self._started:.1f} s"
@@ -279,17 +341,16 @@ class TrainingDashboard(Explorer):
         return [*controls, widgets.HBox([self.train_button, self.stop_button]), status]
 
 
-def loss_panel(dashboard: TrainingDashboard, ax) -> None:
+def loss_panel(dashboard: TrainingDashboard, ax: Axes) -> None:
     if dashboard.history is not None:
         plots.curves(dashboard.history, "loss", ax=ax)
 
 
-def accuracy_panel(dashboard: TrainingDashboard, ax) -> None:
+def accuracy_panel(dashboard: TrainingDashboard, ax: Axes) -> None:
     if dashboard.history is not None:
         plots.curves(dashboard.history, "acc", ax=ax)
 
 
-def boundary_panel(dashboard: TrainingDashboard, ax) -> None:
+def boundary_panel(dashboard: TrainingDashboard, ax: Axes) -> None:
     if dashboard.model is not None:
         plots.decision_boundary(dashboard.model, dashboard.data, ax=ax)
-
