@@ -13,7 +13,7 @@ The course in order, and the packages that hold it:
 Importing mlkit changes no global JAX setting.
 """
 
-import importlib.metadata
+from importlib.metadata import version as _version
 
 from mlkit import bench, data, infer, models, train
 from mlkit.data import Dataset, Preprocessor, Split, load_dataset, make_dataset
@@ -31,7 +31,8 @@ from mlkit.train import (
     sweep,
 )
 
-__version__ = importlib.metadata.version("mlkit")
+__version__ = _version("mlkit")
+del _version
 
 __all__ = [
     "MLP",
