@@ -8,13 +8,13 @@ KERNEL := mlkit
 
 env: $(VENV)/.installed
 
-# A fresh virtual environment with mlkit (editable), the notebook and test tools,
-# and a Jupyter kernel named "mlkit" registered inside the environment.
+# A fresh virtual environment with mlkit (editable), the notebook and test tools, the ONNX path,
+# and a Jupyter kernel named "mlkit" registered inside the environment (mlkit/tools/kernel.py says how).
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[notebooks,test]'
-	$(PY) -m ipykernel install --sys-prefix --name $(KERNEL) --display-name "Python (mlkit)"
+	$(PY) -m pip install --quiet -e '.[notebooks,test,onnx]'
+	$(PY) -m mlkit kernel
 	touch $@
 
 lab: env

@@ -1,4 +1,4 @@
-"""The command line: ``python -m mlkit train | predict | bench | doctor``. Thin: the library does the work."""
+"""The command line: ``python -m mlkit train | predict | bench | kernel | doctor``. Thin: the library does the work."""
 
 from __future__ import annotations
 
@@ -49,6 +49,9 @@ def _train(args) -> int:
 
 
 def _predict(args) -> int:
+    from mlkit.infer.dispatch import prefer_sync_dispatch
+
+    prefer_sync_dispatch()  # before JAX starts: this process only answers
     import mlkit
 
     predictor = mlkit.load_predictor(args.artifact)
@@ -68,6 +71,12 @@ def _bench(args) -> int:
     from mlkit.tools import benchmarks
 
     return benchmarks.run(quick=args.quick, out=args.out, redraw=redraw_seconds)
+
+
+def _kernel(args) -> int:
+    from mlkit.tools import kernel
+
+    return kernel.main()
 
 
 def _doctor(args) -> int:
@@ -106,6 +115,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--quick", action="store_true", help="a few seconds: proves it works, numbers are rough")
     bench.add_argument("--out", default="results/bench.json", help="where to write the JSON results")
     bench.set_defaults(run=_bench)
+
+    kernel = commands.add_parser("kernel", help='register the "Python (mlkit)" Jupyter kernel of this environment')
+    kernel.set_defaults(run=_kernel)
 
     doctor = commands.add_parser(
         "doctor", help="check this set-up (JupyterLab widgets, kernel, JAX, data) and say what to fix"

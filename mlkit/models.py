@@ -109,7 +109,7 @@ class ConvNet(nnx.Module):
     def __call__(self, x: jax.Array) -> jax.Array:
         x = x.reshape(x.shape[0], *self.image_shape, 1)
         for conv in self.convs:
-            x = nnx.avg_pool(jax.nn.relu(conv(x)), (2, 2), strides=(2, 2))
+            x = nnx.avg_pool(jax.nn.relu(conv(x)), window_shape=(2, 2), strides=(2, 2))
         x = x.reshape(x.shape[0], -1)
         if self.dropout is not None:
             x = self.dropout(x)

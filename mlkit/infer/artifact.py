@@ -37,6 +37,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from mlkit.data import Preprocessor
+from mlkit.infer.dispatch import prefer_sync_dispatch
+from mlkit.infer.onnx_format import load_onnx, save_onnx
 from mlkit.infer.predictor import BUCKETS, Predictor
 
 FORMAT = "mlkit.predictor"
@@ -51,9 +53,19 @@ RE_EXPORT = (
 )
 
 
-def save_predictor(predictor: Predictor, path: str | os.PathLike) -> Path:
-    """Write ``predictor`` as an artifact directory at ``path``, atomically; returns the path."""
+def save_predictor(predictor: Predictor, path: str | os.PathLike, format: str | None = None) -> Path:
+    """Write ``predictor`` at ``path``, atomically; returns the path.
+
+    ``format="jax"`` (the default) writes the artifact directory described above;
+    ``format="onnx"`` (the default for a path ending in ``.onnx``) one standard ONNX
+    file that any ONNX runtime can run (see :mod:`mlkit.infer.onnx_format`).
+    """
     path = Path(path)
+    format = format or ("onnx" if path.suffix.lower() == ".onnx" else "jax")
+    if format == "onnx":
+        return save_onnx(predictor, path)
+    if format != "jax":
+        raise ValueError(f'format must be "jax" (a jax.export directory) or "onnx" (one .onnx file), got {format!r}.')
     _check_target(path)
     exported = _export(predictor)
     outputs = exported.out_avals[0].shape[1]
@@ -93,10 +105,16 @@ def save_predictor(predictor: Predictor, path: str | os.PathLike) -> Path:
 def load_predictor(path: str | os.PathLike) -> Predictor:
     """The :class:`Predictor` saved at ``path``: same labels, task, validation and batch buckets.
 
+    A directory is read as a jax.export artifact, a ``.onnx`` file with ONNX Runtime.
     Raises FileNotFoundError for a missing path and ValueError, naming the file and
     the problem, for anything that is not an intact artifact this jax can run.
+    Loading is where a serving process starts, so it first asks for synchronous CPU
+    dispatch (see :mod:`mlkit.infer.dispatch`; it changes nothing once JAX has started).
     """
     path = Path(path)
+    prefer_sync_dispatch()
+    if path.suffix.lower() == ".onnx" and not path.is_dir():
+        return load_onnx(path)
     metadata = read_metadata(path)
     _check_versions(metadata, path)
     payload = _read_payload(path, metadata)

@@ -18,10 +18,7 @@ from mlkit.data import shipped
 
 KERNEL = "mlkit"
 WIDGET_EXTENSION = "@jupyter-widgets/jupyterlab-manager"
-REGISTER = (
-    f"{sys.executable} -m ipykernel install --sys-prefix --name {KERNEL} "
-    f"--display-name 'Python (mlkit)'  (or: make env)"
-)
+REGISTER = f"{sys.executable} -m mlkit kernel  (or: make env)"
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,204 @@
+"""A portable artifact: the frozen function as one standard ``.onnx`` file, run by ONNX Runtime.
+
+``save_onnx`` converts the predictor's whole function (pre-processing, model,
+softmax, the parameters as initializers) with jax2onnx, a maintained JAX→ONNX
+converter, with a symbolic batch dimension ``b``; one input ``x`` (float32
+``[b, features]``), one output ``probabilities`` (or ``values`` for
+regression). Labels, task and the pre-processing statistics travel in the
+model's ``metadata_props`` under the key ``mlkit``, as JSON. Any ONNX runtime can
+run the file; plain ``onnxruntime`` needs nothing from mlkit::
+
+    session = onnxruntime.InferenceSession("model.onnx")
+    probabilities = session.run(None, {"x": rows})[0]
+
+``load_onnx`` wraps such a file in an :class:`OnnxPredictor`: the same
+``predict`` / ``predict_proba`` and input checks as any :class:`Predictor`.
+Both need the optional extra: ``pip install 'mlkit[onnx]'``.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import os
+import tempfile
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+
+from mlkit.data import Preprocessor
+from mlkit.infer.predictor import Predictor
+
+FORMAT = "mlkit.predictor.onnx"
+INSTALL = "ONNX export and loading need the optional extra: pip install 'mlkit[onnx]'"
+
+
+def save_onnx(predictor: Predictor, path: str | os.PathLike) -> Path:
+    """Write ``predictor`` as a standard ONNX file at ``path`` (atomically); returns the path."""
+    try:
+        from jax2onnx import to_onnx
+    except ImportError as e:
+        raise ImportError(f"{INSTALL} (jax2onnx is missing).") from e
+    path = Path(path)
+    if path.is_dir():
+        raise ValueError(
+            f"Refusing to save over {path}: it is a directory. An ONNX artifact is one file; "
+            f"choose a path ending in .onnx."
+        )
+    output = "probabilities" if predictor.task == "classification" else "values"
+    try:
+        # The converter's own code uses flax APIs that flax marks deprecated and broadcasts by rank promotion:
+        # neither is the user's concern, so neither a warning filter nor a strict rank setting may break the export.
+        with warnings.catch_warnings(), jax.numpy_rank_promotion("allow"):
+            warnings.simplefilter("ignore", DeprecationWarning)
+            model = to_onnx(
+                predictor.fn,
+                [("b", predictor.num_features)],
+                model_name="mlkit_predictor",
+                input_names=["x"],
+                output_names=[output],
+            )
+    except Exception as e:  # the converter raises many kinds of error for what it cannot express
+        raise ValueError(
+            f"This predictor cannot be exported to ONNX: jax2onnx {_version('jax2onnx')} failed with "
+            f"{type(e).__name__}: {str(e)[:300]}. A predictor loaded from a jax.export artifact cannot be "
+            f"converted again: freeze the trained model instead. The jax.export artifact "
+            f"(mlkit.save_predictor(predictor, DIR)) works for every predictor."
+        ) from e
+    outputs = model.graph.output[0].type.tensor_type.shape.dim
+    width = outputs[1].dim_value if len(outputs) == 2 else 0
+    if predictor.task == "classification" and len(predictor.labels) != width:
+        raise ValueError(
+            f"A classifier needs one label per output: expected {width} labels, "
+            f"got {len(predictor.labels)}. Pass labels= to freeze or Predictor."
+        )
+    entry = model.metadata_props.add()
+    entry.key, entry.value = "mlkit", json.dumps(_metadata(predictor, output))
+    _write_atomically(path, model.SerializeToString())
+    return path
+
+
+def load_onnx(path: str | os.PathLike) -> OnnxPredictor:
+    """The :class:`OnnxPredictor` saved at ``path`` by :func:`save_onnx`."""
+    try:
+        import onnxruntime
+    except ImportError as e:
+        raise ImportError(f"{INSTALL} (onnxruntime is missing).") from e
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"No ONNX artifact at {path}: expected a .onnx file written by "
+            f"mlkit.save_predictor(predictor, PATH, format='onnx')."
+        )
+    try:
+        session = onnxruntime.InferenceSession(path.read_bytes(), providers=["CPUExecutionProvider"])
+    except Exception as e:  # onnxruntime raises its own exception types for unreadable models
+        raise ValueError(
+            f"{path} is not a model ONNX Runtime {onnxruntime.__version__} can load "
+            f"({type(e).__name__}: {str(e)[:200]}). Copy it again or re-save it."
+        ) from e
+    metadata = _read_metadata(session, path)
+    return OnnxPredictor(session, metadata, path)
+
+
+class OnnxPredictor(Predictor):
+    """A :class:`Predictor` whose function runs in ONNX Runtime: same checks, same answers, any batch size."""
+
+    def __init__(self, session: Any, metadata: dict, source: Path | None = None):
+        self.session = session
+        self.source = source
+        self._output = [metadata["output"]]
+        pre = metadata["preprocessor"]
+        super().__init__(
+            self._infer,
+            metadata["num_features"],
+            metadata["labels"],
+            task=metadata["task"],
+            preprocessor=None if pre is None else Preprocessor.from_dict(pre),
+        )
+
+    def _infer(self, x: np.ndarray) -> np.ndarray:
+        return self.session.run(self._output, {"x": x})[0]
+
+    def _run(self, x) -> np.ndarray:
+        return self._infer(self.validate(x))
+
+    def executable(self, batch: int) -> Callable:
+        """ONNX Runtime takes every batch size as it comes: nothing to compile per bucket."""
+        return self._infer
+
+
+def _metadata(predictor: Predictor, output: str) -> dict:
+    return {
+        "format": FORMAT,
+        "task": predictor.task,
+        "labels": [label.item() if isinstance(label, np.generic) else label for label in predictor.labels],
+        "num_features": predictor.num_features,
+        "output": output,
+        "preprocessor": None if predictor.preprocessor is None else predictor.preprocessor.to_dict(),
+        "versions": {"mlkit": _version("mlkit"), "jax2onnx": _version("jax2onnx")},
+    }
+
+
+def _read_metadata(session: Any, path: Path) -> dict:
+    """The mlkit description inside the model, checked against the model's own input and output."""
+    raw = session.get_modelmeta().custom_metadata_map.get("mlkit")
+    try:
+        metadata = json.loads(raw) if raw else None
+    except json.JSONDecodeError:
+        metadata = None
+    if not isinstance(metadata, dict) or metadata.get("format") != FORMAT:
+        raise ValueError(
+            f'{path} is an ONNX model but not an mlkit predictor: it lacks the "mlkit" metadata '
+            f"that mlkit.save_predictor(predictor, PATH, format='onnx') writes."
+        )
+    inputs, outputs = session.get_inputs(), session.get_outputs()
+    n, labels = metadata.get("num_features"), metadata.get("labels")
+    shapes = (inputs[0].shape if len(inputs) == 1 else None, outputs[0].shape if len(outputs) == 1 else None)
+    fits = (
+        isinstance(n, int)
+        and isinstance(labels, list)
+        and metadata.get("task") in ("classification", "regression")
+        and inputs[0].name == "x"
+        and inputs[0].type == "tensor(float)"
+        and shapes[0] is not None
+        and len(shapes[0]) == 2
+        and shapes[0][1] == n
+        and shapes[1] is not None
+        and len(shapes[1]) == 2
+        and outputs[0].name == metadata.get("output")
+        and (metadata["task"] == "regression" or shapes[1][1] == len(labels))
+    )
+    if not fits:
+        raise ValueError(
+            f"{path}: its mlkit metadata (features {n}, {len(labels or [])} labels) does not match "
+            f"the model's input {shapes[0]} and output {shapes[1]}. Re-save the artifact."
+        )
+    return metadata
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    """Write ``data`` to a hidden file beside ``path``, then rename it: readers see the old file or the new one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".saving", dir=path.parent)
+    try:
+        with os.fdopen(handle, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _version(package: str) -> str | None:
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return None

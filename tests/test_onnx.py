@@ -1,0 +1,168 @@
+"""The portable artifact: one .onnx file that plain ONNX Runtime runs with the same answers."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import mlkit
+from mlkit.infer import compress, onnx_format
+
+if os.environ.get("CI") != "true":  # in CI the extra is installed by `make test` and these must run
+    pytest.importorskip("jax2onnx", reason="needs the optional extra: pip install -e '.[onnx]'")
+    pytest.importorskip("onnxruntime", reason="needs the optional extra: pip install -e '.[onnx]'")
+
+TOLERANCE = 1e-5  # max abs difference in probabilities on the digits test split
+
+
+@pytest.fixture(scope="module")
+def normed(digits):
+    model = mlkit.MLP(digits.num_features, (32,), digits.num_classes, dropout=0.3, batch_norm=True, seed=1)
+    mlkit.fit(model, digits, mlkit.TrainConfig(epochs=3, progress=False))
+    return model
+
+
+def round_trip(predictor, digits, tmp_path, name="model.onnx"):
+    path = mlkit.save_predictor(predictor, tmp_path / name)
+    loaded = mlkit.load_predictor(path)
+    assert isinstance(loaded, onnx_format.OnnxPredictor)
+    return loaded
+
+
+def test_mlp_round_trip_gives_the_same_probabilities_and_labels(trained, digits, tmp_path):
+    frozen = mlkit.freeze(trained, digits)
+    loaded = round_trip(frozen, digits, tmp_path)
+    x = digits.test.raw_x
+    assert np.abs(loaded.predict_proba(x) - frozen.predict_proba(x)).max() <= TOLERANCE
+    assert (loaded.predict(x) == frozen.predict(x)).all()
+    assert loaded.labels == frozen.labels and loaded.num_features == 64
+    assert loaded.preprocessor is not None and np.allclose(loaded.preprocessor.mean, frozen.preprocessor.mean)
+
+
+@pytest.mark.parametrize("variant", ["batch norm and dropout", "int8", "bfloat16", "pruned 50%", "folded"])
+def test_compressed_and_normalised_variants_convert(variant, normed, digits, tmp_path):
+    frozen = {
+        "batch norm and dropout": lambda: mlkit.freeze(normed, digits),
+        "int8": lambda: compress.quantize(normed, digits, "int8"),
+        "bfloat16": lambda: compress.quantize(normed, digits, "bfloat16"),
+        "pruned 50%": lambda: compress.prune(normed, digits, 0.5),
+        "folded": lambda: compress.fold(normed, digits),
+    }[variant]()
+    loaded = round_trip(frozen, digits, tmp_path)
+    assert np.abs(loaded.predict_proba(digits.test.raw_x) - frozen.predict_proba(digits.test.raw_x)).max() <= TOLERANCE
+
+
+def test_convnet_converts(digits, tmp_path):
+    model = mlkit.ConvNet((8, 8), 10, channels=(8,), seed=0)
+    mlkit.fit(model, digits, mlkit.TrainConfig(epochs=2, progress=False))
+    frozen = mlkit.freeze(model, digits)
+    loaded = round_trip(frozen, digits, tmp_path)
+    assert np.abs(loaded.predict_proba(digits.test.raw_x) - frozen.predict_proba(digits.test.raw_x)).max() <= TOLERANCE
+
+
+def test_regression_round_trip():
+    curve = mlkit.load_dataset("regression_curve", seed=0)
+    model = mlkit.MLP(1, (16,), 1, seed=0)
+    mlkit.fit(model, curve, mlkit.TrainConfig(epochs=5, batch_size=8, progress=False))
+    frozen = mlkit.freeze(model, curve)
+    path = mlkit.save_predictor(frozen, os.path.join(os.environ.get("TMPDIR", "/tmp"), f"curve-{os.getpid()}.onnx"))
+    try:
+        loaded = mlkit.load_predictor(path)
+        assert loaded.task == "regression" and loaded.labels == ()
+        np.testing.assert_allclose(loaded.predict(curve.test.raw_x), frozen.predict(curve.test.raw_x), atol=TOLERANCE)
+        with pytest.raises(ValueError, match="predict_proba needs a classifier"):
+            loaded.predict_proba(curve.test.raw_x)
+    finally:
+        path.unlink()
+
+
+PLAIN_RUNTIME = """
+import sys
+import numpy as np
+import onnxruntime
+
+session = onnxruntime.InferenceSession(sys.argv[1])
+np.save(sys.argv[3], session.run(None, {"x": np.load(sys.argv[2])})[0])
+extra = [m for m in sys.modules if m == "mlkit" or m.startswith(("mlkit.", "jax", "flax"))]
+assert not extra, f"needed more than onnxruntime: {extra[:5]}"
+"""
+
+
+def test_plain_onnxruntime_without_mlkit_runs_the_file(trained, digits, tmp_path):
+    frozen = mlkit.freeze(trained, digits)
+    path = mlkit.save_predictor(frozen, tmp_path / "model.onnx")
+    x = digits.test.raw_x.astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    done = subprocess.run(
+        [sys.executable, "-c", PLAIN_RUNTIME, str(path), str(tmp_path / "x.npy"), str(tmp_path / "out.npy")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert np.abs(np.load(tmp_path / "out.npy") - frozen.predict_proba(x)).max() <= TOLERANCE
+
+
+def test_input_checks_stay(trained, digits, tmp_path):
+    loaded = round_trip(mlkit.freeze(trained, digits), digits, tmp_path)
+    with pytest.raises(ValueError, match=r"shape \(n, 64\).*got 63 features"):
+        loaded.predict(np.zeros((2, 63)))
+    bad = digits.test.raw_x[:3].copy()
+    bad[1, 5] = np.nan
+    with pytest.raises(ValueError, match=r"rows \[1\] hold NaN"):
+        loaded.predict(bad)
+    assert (
+        loaded.predict(digits.test.raw_x[:5].astype(np.int64)).tolist()
+        == loaded.predict(digits.test.raw_x[:5]).tolist()
+    )
+
+
+def test_a_predictor_loaded_from_jax_export_cannot_convert_again(trained, digits, tmp_path):
+    loaded = mlkit.load_predictor(mlkit.save_predictor(mlkit.freeze(trained, digits), tmp_path / "dir"))
+    with pytest.raises(ValueError, match=r"cannot be exported to ONNX.*freeze the trained model"):
+        mlkit.save_predictor(loaded, tmp_path / "again.onnx")
+    assert not (tmp_path / "again.onnx").exists()
+
+
+def test_foreign_corrupt_and_missing_files_get_clear_errors(trained, digits, tmp_path):
+    import onnx
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [helper.make_node("Relu", ["x"], ["y"])],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["b", 64])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["b", 64])],
+    )
+    foreign = tmp_path / "foreign.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8), foreign)
+    with pytest.raises(ValueError, match="not an mlkit predictor"):
+        mlkit.load_predictor(foreign)
+    garbage = tmp_path / "garbage.onnx"
+    garbage.write_bytes(b"\x08\x07not a protobuf at all" * 10)
+    with pytest.raises(ValueError, match="not a model ONNX Runtime"):
+        mlkit.load_predictor(garbage)
+    with pytest.raises(FileNotFoundError, match="No ONNX artifact"):
+        mlkit.load_predictor(tmp_path / "missing.onnx")
+
+
+def test_formats_are_named_and_a_failed_save_keeps_the_old_file(trained, digits, tmp_path, monkeypatch):
+    frozen = mlkit.freeze(trained, digits)
+    with pytest.raises(ValueError, match=r'format must be "jax".*or "onnx"'):
+        mlkit.save_predictor(frozen, tmp_path / "m", format="tflite")
+    (tmp_path / "folder.onnx").mkdir()
+    with pytest.raises(ValueError, match="is a directory"):
+        mlkit.save_predictor(frozen, tmp_path / "folder.onnx")
+    path = mlkit.save_predictor(frozen, tmp_path / "explicit", format="onnx")  # no suffix, format given
+    before = path.read_bytes()
+
+    def power_cut(src, dst):
+        raise OSError("disk pulled out")
+
+    monkeypatch.setattr(onnx_format.os, "replace", power_cut)
+    with pytest.raises(OSError, match="disk pulled out"):
+        mlkit.save_predictor(compress.quantize(trained, digits, "int8"), path, format="onnx")
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["explicit", "folder.onnx"]  # no staging file left
