@@ -11,7 +11,7 @@ import pytest
 import mlkit
 from mlkit import bench
 from mlkit.lessons.timing import redraw_seconds
-from mlkit.tools import benchmarks
+from mlkit.tools import benchmarks, inference_bench
 
 TRAIN_METHODS = (
     "eager jax.value_and_grad loop",
@@ -25,6 +25,12 @@ INFER_METHODS = (
     "mlkit Predictor.predict_proba",
     "NumPy by hand",
     "  Predictor compiled core, input on device",
+    "ONNX Runtime (mlkit .onnx artifact)",
+    "fresh process: Predictor frozen here",
+    "fresh process: load_predictor(jax.export dir)",
+    "fresh process: load_predictor(.onnx)",
+    "fresh process: ONNX Runtime (mlkit .onnx artifact)",
+    "fresh process: NumPy by hand",
 )
 
 
@@ -162,10 +168,12 @@ def test_quick_run_has_every_inference_row_and_predictions_agree(quick):
         for batch in (1, 1024):
             assert all(_positive(rows[name, batch][k]) for k in ("p50 ms", "p99 ms", "rows/s")), (name, batch)
     assert not any(quick["prediction_check"]["disagreements"].values())
+    assert not any(quick["prediction_check"]["fresh_process"]["disagreements"].values())
+    assert quick["prediction_check"]["fresh_process"]["synchronous_dispatch"] is True
 
 
 def test_quick_run_reports_every_target(quick):
-    assert len(quick["ratios"]) == 6
+    assert len(quick["ratios"]) == 12  # fit vs nnx.jit, vs jax.jit at batch 32 and 256, eight inference, redraw
     for r in quick["ratios"]:
         assert _positive(r["value"]) and isinstance(r["met"], bool) and r["target"]
     assert _positive(quick["interactivity"]["seconds"])
@@ -174,6 +182,6 @@ def test_quick_run_reports_every_target(quick):
 
 def test_disagreeing_predictions_fail_loudly(digits, trained, monkeypatch):
     wrong = lambda model, prep: lambda x: np.eye(10, dtype=np.float32)[np.zeros(len(x), int) + 3]
-    monkeypatch.setattr(benchmarks, "_numpy_forward", wrong)
+    monkeypatch.setattr(inference_bench, "numpy_forward", wrong)
     with pytest.raises(RuntimeError, match="disagree"):
-        benchmarks.inference_rows(trained, digits, repeats_1=2, repeats_big=1)
+        inference_bench.inference_rows(trained, digits, repeats_1=2, repeats_big=1)

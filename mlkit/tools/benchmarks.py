@@ -9,11 +9,11 @@ the target ratios, writes everything as JSON.
 
 from __future__ import annotations
 
-import functools
 import json
 import math
 import os
 import platform
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -29,8 +29,8 @@ from flax import nnx
 import mlkit
 from mlkit import bench
 from mlkit.data import Dataset
-from mlkit.infer import compress
-from mlkit.models import eval_view, split_params
+from mlkit.models import split_params
+from mlkit.tools import inference_bench
 
 HIDDEN, LR, SEED = (256, 256), 1e-3, 0
 COMPILE_NOTE = (
@@ -58,7 +58,7 @@ def _settings(quick: bool) -> dict:
     if quick:
         return {
             "epochs": 3,
-            "batches": (32,),
+            "batches": (32, 256),
             "eager_steps": 2,
             "repeats_1": 20,
             "repeats_big": 3,
@@ -239,83 +239,6 @@ def train_rows(data, batch: int, epochs: int, eager_steps: int, flops_per_step: 
     return rows, trained
 
 
-def _weights(model: mlkit.MLP) -> list[tuple[np.ndarray, np.ndarray]]:
-    """(kernel, bias) of each layer, input first, as NumPy float32 (exact: the model has no batch norm to fold)."""
-    return [(layer["w"], layer["b"]) for layer in compress.dense_layers(model)[0]]
-
-
-def _numpy_forward(model: mlkit.MLP, preprocessor) -> Callable[[np.ndarray], np.ndarray]:
-    """The same network by hand in NumPy float32: pre-processing, ReLU layers, softmax."""
-    weights = _weights(model)
-
-    def forward(x: np.ndarray) -> np.ndarray:
-        z = preprocessor(np.asarray(x, np.float32))
-        for i, (kernel, bias) in enumerate(weights):
-            z = z @ kernel + bias
-            z = np.maximum(z, 0.0) if i < len(weights) - 1 else z
-        e = np.exp(z - z.max(-1, keepdims=True))
-        return e / e.sum(-1, keepdims=True)
-
-    return forward
-
-
-def _infer_row(method: str, batch: int, t: bench.Timing, first_call: float) -> dict:
-    """One row of the inference table."""
-    return {
-        "method": method,
-        "batch": batch,
-        "p50 ms": t.p50 * 1e3,
-        "p99 ms": t.p99 * 1e3,
-        "rows/s": t.throughput,
-        "first call s": first_call,
-    }
-
-
-def _core(core: Callable, x_device: jax.Array, _x: np.ndarray) -> jax.Array:
-    """The compiled core on input already on the device (the host copy passed in is ignored)."""
-    return core(x_device)
-
-
-def inference_rows(model: mlkit.MLP, data, repeats_1: int, repeats_big: int) -> tuple[list[dict], dict]:
-    """Four ways to answer raw NumPy rows with NumPy probabilities, at batch 1 and 1024, timed in turns;
-    predicted classes checked to agree."""
-    view, prep = eval_view(model), data.preprocessor
-    predictor = mlkit.freeze(model, data)
-
-    @nnx.jit
-    def pred_step(model, x):
-        return jax.nn.softmax(model(prep(x)), axis=-1)
-
-    methods = {
-        "eager nnx model": lambda x: np.asarray(jax.nn.softmax(view(prep(jnp.asarray(x))), axis=-1)),
-        "nnx.jit": lambda x: np.asarray(pred_step(view, x)),
-        "mlkit Predictor.predict_proba": predictor.predict_proba,
-        "NumPy by hand": _numpy_forward(model, prep),
-    }
-    rows, classes = [], {}
-    for batch in (1, 1024):
-        x = np.resize(data.test.raw_x, (batch, data.num_features)).astype(np.float32)
-        first = {}
-        for name, fn in methods.items():
-            start = time.perf_counter()
-            classes[name, batch] = np.asarray(fn(x)).argmax(1)
-            first[name] = time.perf_counter() - start
-        core, x_device = predictor.executable(batch), bench.on_device(x)
-        timed: dict[str, Callable] = {
-            **methods,
-            "  Predictor compiled core, input on device": functools.partial(_core, core, x_device),
-        }
-        rounds, calls = (10, max(repeats_1 // 10, 2)) if batch == 1 else (max(repeats_big // 5, 1), 5)
-        for name, t in bench.compare(timed, x, items=batch, rounds=rounds, calls=calls).items():
-            rows.append(_infer_row(name, batch, t, first.get(name, math.nan)))
-    disagree = {
-        f"{name} @ batch {b}": int((c != classes["NumPy by hand", b]).sum()) for (name, b), c in classes.items()
-    }
-    if any(disagree.values()):
-        raise RuntimeError(f"Inference methods disagree on predicted classes (rows differing from NumPy): {disagree}")
-    return rows, {"rows_checked": 1025, "disagreements": disagree}
-
-
 Redraw = Callable[[Dataset, Callable[[], nnx.Module], mlkit.TrainConfig, Sequence[float]], dict]
 
 
@@ -347,7 +270,7 @@ def _torch_rows(data, trained: mlkit.MLP, epochs: int, repeats: int) -> tuple[li
 
     def net(model):
         layers = []
-        for kernel, bias in _weights(model):
+        for kernel, bias in inference_bench.weights(model):
             linear = torch.nn.Linear(*kernel.shape)
             with torch.no_grad():
                 linear.weight.copy_(torch.from_numpy(np.ascontiguousarray(kernel.T)))
@@ -393,52 +316,15 @@ def _torch_rows(data, trained: mlkit.MLP, epochs: int, repeats: int) -> tuple[li
     return train, _peer_infer("peer: PyTorch CPU", predict, trained, data, repeats)
 
 
-def _onnx_rows(data, trained: mlkit.MLP, repeats: int) -> list[dict]:
-    """ONNX Runtime peer: the trained network written as an ONNX graph (pre-processing and softmax included)."""
-    import onnx
-    import onnxruntime
-    from onnx import TensorProto, helper, numpy_helper
-
-    prep, layers = data.preprocessor, _weights(trained)
-    inits = [
-        numpy_helper.from_array(np.asarray(prep.mean, np.float32), "mean"),
-        numpy_helper.from_array(np.asarray(prep.scale, np.float32), "scale"),
-    ]
-    nodes, h = [helper.make_node("Sub", ["x", "mean"], ["c"]), helper.make_node("Div", ["c", "scale"], ["h0"])], "h0"
-    for i, (kernel, bias) in enumerate(layers):
-        inits += [numpy_helper.from_array(kernel, f"w{i}"), numpy_helper.from_array(bias, f"b{i}")]
-        nodes += [
-            helper.make_node("MatMul", [h, f"w{i}"], [f"m{i}"]),
-            helper.make_node("Add", [f"m{i}", f"b{i}"], [f"z{i}"]),
-        ]
-        h = f"z{i}"
-        if i < len(layers) - 1:
-            nodes.append(helper.make_node("Relu", [h], [f"r{i}"]))
-            h = f"r{i}"
-    nodes.append(helper.make_node("Softmax", [h], ["p"], axis=1))
-    graph = helper.make_graph(
-        nodes,
-        "mlp",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 64])],
-        [helper.make_tensor_value_info("p", TensorProto.FLOAT, [None, 10])],
-        inits,
-    )
-    # IR version 8 (ONNX 1.10+) with opset 13: old enough for any onnxruntime a user is likely to have.
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=8)
-    onnx.checker.check_model(model)
-    session = onnxruntime.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
-    return _peer_infer("peer: ONNX Runtime", lambda x: session.run(["p"], {"x": x})[0], trained, data, repeats)
-
-
 def _peer_infer(name: str, predict: Callable, trained: mlkit.MLP, data, repeats: int) -> list[dict]:
-    rows, reference = [], _numpy_forward(trained, data.preprocessor)
+    rows, reference = [], inference_bench.numpy_forward(trained, data.preprocessor)
     for batch in (1, 1024):
         x = np.resize(data.test.raw_x, (batch, data.num_features)).astype(np.float32)
         differ = int((np.asarray(predict(x)).argmax(1) != reference(x).argmax(1)).sum())
         if differ:
             raise RuntimeError(f"{name} disagrees with the NumPy forward pass on {differ} of {batch} rows.")
         t = bench.time_calls(predict, x, items=batch, repeats=repeats if batch == 1 else max(repeats // 10, 3))
-        rows.append(_infer_row(name, batch, t, math.nan))
+        rows.append(inference_bench.row(name, batch, t))
     return rows
 
 
@@ -450,10 +336,8 @@ def peers(data, trained: mlkit.MLP, epochs: int, repeats: int) -> tuple[list[dic
         train, infer, found["torch"] = rows[0], rows[1], "measured"
     else:
         found["torch"] = "not installed, skipped"
-    if _installed("onnxruntime") and _installed("onnx"):
-        infer, found["onnxruntime"] = infer + _onnx_rows(data, trained, repeats), "measured"
-    else:
-        found["onnxruntime"] = "onnxruntime and onnx not both installed, skipped"
+    onnx = _installed("onnxruntime") and _installed("jax2onnx")
+    found["onnxruntime"] = "measured on mlkit's .onnx artifact" if onnx else "onnxruntime or jax2onnx missing, skipped"
     return train, infer, found
 
 
@@ -474,22 +358,52 @@ def _ratio(name, value, target, met) -> dict:
 
 
 def ratios(train: list[dict], infer: list[dict], redraw: dict) -> list[dict]:
-    t = {r["method"]: r for r in train if r["batch"] == 32}
+    """The targets, each as (name, value, target, met); a ratio whose parts were not measured is NaN, not met."""
+    t = {(r["method"], r["batch"]): r["steps/s"] for r in train}
     i = {(r["method"], r["batch"]): r for r in infer}
-    fit = t["mlkit.fit (scan epoch + validation)"]["steps/s"]
-    pred1, np1 = i["mlkit Predictor.predict_proba", 1]["p50 ms"], i["NumPy by hand", 1]["p50 ms"]
-    eager1 = i["eager nnx model", 1]["p50 ms"]
-    big = i["mlkit Predictor.predict_proba", 1024]["rows/s"] / i["NumPy by hand", 1024]["rows/s"]
-    r_nnx = fit / t["nnx.jit step (flax tutorial)"]["steps/s"]
-    r_jit = fit / t["functional jax.jit step"]["steps/s"]
-    return [
-        _ratio("mlkit.fit steps/s / nnx.jit steps/s (batch 32)", r_nnx, ">= 3", r_nnx >= 3),
-        _ratio("mlkit.fit steps/s / functional jax.jit steps/s (batch 32)", r_jit, ">= 1.5", r_jit >= 1.5),
-        _ratio("Predictor p50 / NumPy p50 (batch 1)", pred1 / np1, "<= 1.5", pred1 / np1 <= 1.5),
-        _ratio("eager nnx p50 / Predictor p50 (batch 1)", eager1 / pred1, ">= 20", eager1 / pred1 >= 20),
-        _ratio("Predictor rows/s / NumPy rows/s (batch 1024)", big, ">= 1", big >= 1),
-        _ratio("learning-rate change to redrawn plot, seconds", redraw["seconds"], "< 2", redraw["seconds"] < 2),
+    nan = {"p50 ms": math.nan, "rows/s": math.nan}
+    p50 = lambda name: i.get((name, 1), nan)["p50 ms"]
+    rows_s = lambda name: i.get((name, 1024), nan)["rows/s"]
+    fit = "mlkit.fit (scan epoch + validation)"
+    ort, fresh_ort = inference_bench.ORT, f"fresh process: {inference_bench.ORT}"
+    pred, frozen = "mlkit Predictor.predict_proba", "fresh process: Predictor frozen here"
+    loaded = "fresh process: load_predictor(jax.export dir)"
+    values = [
+        ("mlkit.fit steps/s / nnx.jit steps/s (batch 32)", t[fit, 32] / t["nnx.jit step (flax tutorial)", 32], ">= 3"),
+        *[
+            (
+                f"mlkit.fit steps/s / functional jax.jit steps/s (batch {b})",
+                t[fit, b] / t["functional jax.jit step", b],
+                ">= 1.5" if b == 32 else ">= 1",
+            )
+            for b in sorted({b for _, b in t if (fit, b) in t})
+        ],
+        ("Predictor p50 / ONNX Runtime p50 (batch 1, this process)", p50(pred) / p50(ort), "<= 1"),
+        (
+            "Predictor p50 / ONNX Runtime p50 (batch 1, fresh process, frozen there)",
+            p50(frozen) / p50(fresh_ort),
+            "<= 1",
+        ),
+        ("loaded artifact p50 / ONNX Runtime p50 (batch 1, fresh process)", p50(loaded) / p50(fresh_ort), "<= 1"),
+        ("Predictor rows/s / ONNX Runtime rows/s (batch 1024, this process)", rows_s(pred) / rows_s(ort), ">= 1"),
+        (
+            "loaded artifact rows/s / ONNX Runtime rows/s (batch 1024, fresh process)",
+            rows_s(loaded) / rows_s(fresh_ort),
+            ">= 1",
+        ),
+        ("Predictor p50 / NumPy p50 (batch 1, this process)", p50(pred) / p50("NumPy by hand"), "<= 1.5"),
+        ("eager nnx p50 / Predictor p50 (batch 1, this process)", p50("eager nnx model") / p50(pred), ">= 20"),
+        ("Predictor rows/s / NumPy rows/s (batch 1024, this process)", rows_s(pred) / rows_s("NumPy by hand"), ">= 1"),
+        ("learning-rate change to redrawn plot, seconds", redraw["seconds"], "< 2"),
     ]
+    return [_ratio(name, value, target, _meets(value, target)) for name, value, target in values]
+
+
+def _meets(value: float, target: str) -> bool:
+    """Whether ``value`` meets a target written as ``">= 3"``, ``"<= 1"`` or ``"< 2"``; never for NaN."""
+    op, bound = target.split()
+    compare = {">=": float.__ge__, "<=": float.__le__, "<": float.__lt__}[op]
+    return math.isfinite(value) and compare(float(value), float(bound))
 
 
 def run(quick: bool = False, out: str = "results/bench.json", redraw: Redraw | None = None) -> int:
@@ -546,12 +460,24 @@ def run(quick: bool = False, out: str = "results/bench.json", redraw: Redraw | N
         + COMPILE_NOTE
     )
 
-    infer, check = inference_rows(trained, data, s["repeats_1"], s["repeats_big"])
+    onnx = _installed("onnxruntime") and _installed("jax2onnx")
+    with tempfile.TemporaryDirectory(prefix="mlkit-bench-") as tmp:
+        onnx_path = mlkit.save_predictor(mlkit.freeze(trained, data), Path(tmp) / "model.onnx") if onnx else None
+        infer, check = inference_bench.inference_rows(trained, data, s["repeats_1"], s["repeats_big"], onnx_path)
     print(
-        "\nInference: raw NumPy rows in, NumPy probabilities out (the MLP fit trained at batch 32), timed in turns\n"
+        "\nInference in this process (async dispatch, JAX's default): raw NumPy rows in, NumPy probabilities out "
+        "(the MLP fit trained at batch 32), timed in turns\n"
         + bench.table(infer)
         + f"\npredicted classes agree across all methods on {check['rows_checked']} rows"
     )
+    fresh, fresh_check = inference_bench.fresh_process_rows(trained, data, s["repeats_1"], s["repeats_big"], onnx)
+    check["fresh_process"] = fresh_check
+    print(
+        f"\nInference in a fresh process that only answers (synchronous dispatch: "
+        f"{fresh_check['synchronous_dispatch']}), the same network saved and loaded, timed in turns\n"
+        + bench.table(fresh)
+    )
+    infer += fresh
 
     peer_train, peer_infer, found = peers(data, trained, s["epochs"], s["repeats_1"])
     print("\nPeers: " + "; ".join(f"{name} {what}" for name, what in found.items()))
