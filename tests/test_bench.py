@@ -18,6 +18,7 @@ TRAIN_METHODS = (
     "nnx.jit step (flax tutorial)",
     "functional jax.jit step",
     "mlkit.fit (scan epoch + validation)",
+    "mlkit.fit, training call only",
 )
 INFER_METHODS = (
     "eager nnx model",
@@ -173,7 +174,9 @@ def test_quick_run_has_every_inference_row_and_predictions_agree(quick):
 
 
 def test_quick_run_reports_every_target(quick):
-    assert len(quick["ratios"]) == 12  # fit vs nnx.jit, vs jax.jit at batch 32 and 256, eight inference, redraw
+    assert len(quick["ratios"]) == 12  # fit vs nnx.jit, vs jax.jit (batch 32; worst batch), eight inference, redraw
+    assert [r["batch"] for r in quick["fit_vs_jit"]] == [8, 512]
+    assert all(_positive(r["jit / fit"]) for r in quick["fit_vs_jit"])
     for r in quick["ratios"]:
         assert _positive(r["value"]) and isinstance(r["met"], bool) and r["target"]
     assert _positive(quick["interactivity"]["seconds"])
