@@ -85,6 +85,71 @@ def _doctor(args) -> int:
     return doctor.main()
 
 
+def _serve(args) -> int:
+    from mlkit.infer.dispatch import prefer_sync_dispatch
+
+    prefer_sync_dispatch()  # before JAX starts: this process only answers
+    from pathlib import Path
+
+    from mlkit.serve import Settings, run
+
+    max_batch, max_wait_ms = (1, 0.0) if args.no_batching else (args.max_batch, args.max_wait_ms)
+    settings = Settings(
+        Path(args.artifact),
+        host=args.host,
+        port=args.port,
+        max_batch=max_batch,
+        max_wait_ms=max_wait_ms,
+        max_queue=args.max_queue,
+        workers=args.workers,
+        max_body_bytes=args.max_body_bytes,
+        fixed_shape=args.fixed_shape,
+        drift_window=args.drift_window,
+        drift_threshold=args.drift_threshold,
+        drift_min_rows=args.drift_min_rows,
+        model_delay_ms=args.model_delay_ms,
+        shutdown_timeout_s=args.shutdown_timeout,
+        log_level=args.log_level,
+        access_log=args.access_log,
+    )
+    try:
+        return run(settings)
+    except KeyboardInterrupt:  # Ctrl-C while the model was still loading
+        return 130
+
+
+def _load(args) -> int:
+    import json
+
+    from mlkit.serve import load
+
+    rows = None
+    if args.data:
+        if args.data.endswith(".npz"):
+            with np.load(args.data, allow_pickle=False) as f:
+                rows = f["x"]
+        elif args.data.endswith(".csv"):
+            rows = np.loadtxt(args.data, delimiter=",", ndmin=2)
+        else:
+            import mlkit
+
+            rows = mlkit.load_dataset(args.data, seed=0).test.raw_x
+        rows = rows.reshape(len(rows), -1)
+    result = load.run(
+        args.url,
+        rate=args.rate,
+        concurrency=None if args.rate else args.concurrency,
+        duration=args.duration,
+        max_requests=args.max_requests,
+        rows=rows,
+        rows_per_request=args.rows_per_request,
+        poisson=args.poisson,
+        timeout=args.timeout,
+    )
+    print(json.dumps(result.to_dict(), indent=2) if args.json else result)
+    return 0 if result.ok else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m mlkit", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -115,6 +180,46 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--quick", action="store_true", help="a few seconds: proves it works, numbers are rough")
     bench.add_argument("--out", default="results/bench.json", help="where to write the JSON results")
     bench.set_defaults(run=_bench)
+
+    serve = commands.add_parser("serve", help="answer HTTP requests with a saved predictor (dynamic batching)")
+    serve.add_argument("artifact", help="a directory written by `train --out` or save_predictor, or a .onnx file")
+    serve.add_argument("--host", default="127.0.0.1", help="interface to listen on (default: this machine only)")
+    serve.add_argument("--port", type=int, default=8000, help="0 picks any free port (default 8000)")
+    serve.add_argument("--max-batch", type=int, default=64, help="most rows per model call; 1 turns batching off")
+    serve.add_argument("--max-wait-ms", type=float, default=2.0, help="longest a request waits for a batch to fill")
+    serve.add_argument("--max-queue", type=int, default=1024, help="requests allowed to wait; more get 503 at once")
+    serve.add_argument("--no-batching", action="store_true", help="one row per model call (--max-batch 1)")
+    serve.add_argument("--workers", type=int, default=1, help="server processes, each with its own model")
+    serve.add_argument("--max-body-bytes", type=int, default=1_000_000, help="larger request bodies get 413")
+    serve.add_argument(
+        "--fixed-shape",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="pad every batch to --max-batch rows, so answers never depend on grouping (default on)",
+    )
+    serve.add_argument("--drift-window", type=int, default=500, help="rows the drift watch's running mean remembers")
+    serve.add_argument("--drift-threshold", type=float, default=0.5, help="largest |z| before /drift says drifted")
+    serve.add_argument("--drift-min-rows", type=int, default=100, help="rows seen before drift can be flagged")
+    serve.add_argument("--model-delay-ms", type=float, default=0.0, help="add to every model call (a bigger model)")
+    serve.add_argument("--shutdown-timeout", type=float, default=10.0, help="seconds to finish requests on SIGTERM")
+    serve.add_argument(
+        "--log-level", default="warning", choices=("critical", "error", "warning", "info", "debug", "trace")
+    )
+    serve.add_argument("--access-log", action=argparse.BooleanOptionalAction, default=False, help="log every request")
+    serve.set_defaults(run=_serve)
+
+    load = commands.add_parser("load", help="send load to a running server and report throughput and latency")
+    load.add_argument("url", help="the server's address, e.g. http://127.0.0.1:8000")
+    load.add_argument("--rate", type=float, default=None, help="open loop: requests per second on a clock")
+    load.add_argument("--concurrency", type=int, default=8, help="closed loop: clients (used when --rate is not given)")
+    load.add_argument("--duration", type=float, default=5.0, help="seconds of sending")
+    load.add_argument("--max-requests", type=int, default=100_000, help="stop after this many requests")
+    load.add_argument("--rows-per-request", type=int, default=1)
+    load.add_argument("--data", default=None, help="rows to send: a data set name (its test split), .csv or .npz")
+    load.add_argument("--poisson", action="store_true", help="open loop: random (Poisson) arrivals at --rate")
+    load.add_argument("--timeout", type=float, default=10.0, help="seconds before a request counts as timed out")
+    load.add_argument("--json", action="store_true", help="print the result as JSON")
+    load.set_defaults(run=_load)
 
     kernel = commands.add_parser("kernel", help='register the "Python (mlkit)" Jupyter kernel of this environment')
     kernel.set_defaults(run=_kernel)

@@ -1,0 +1,399 @@
+"""The HTTP interface: a FastAPI application around one :class:`~mlkit.serve.model.ServedModel`.
+
+========================  =====================================================================
+``POST /predict``         ``{"inputs": [[...], ...]}``, one row of raw features per example →
+                          ``{"labels": [...], "probabilities": [[...], ...]}`` (classifier) or
+                          ``{"values": [...]}`` (regression); ``Server-Timing`` says how long the
+                          request queued and how long its model calls took, ``X-Batch-Rows`` how
+                          many rows shared its (largest) model call
+``GET /health``           200 while the model is loaded and requests are taken, 503 when shutting down
+``GET /metadata``         task, labels, input width, the batching settings, versions
+``GET /metrics``          Prometheus text format (see :mod:`mlkit.serve.metrics`)
+``GET /drift``            the crude drift watch (see :mod:`mlkit.serve.drift`)
+``POST /admin/reload``    optional ``{"path": ...}``: load, check, then swap in a new artifact
+``POST /admin/drift/reset``  forget the rows the drift watch has seen
+``GET /docs``             the interactive OpenAPI page (``/openapi.json`` is the schema)
+========================  =====================================================================
+
+Every error is JSON ``{"error": "..."}`` that says what was expected: malformed
+JSON is 400, a body over ``max_body_bytes`` 413, well-formed JSON that is not
+rows of numbers of the right width 422 (with the predictor's own ``validate``
+message), a full queue 503 with ``Retry-After``. The body is read as JSON whatever
+its Content-Type says, so ``curl -d '{"inputs": ...}'`` works as it is. Python's ``json`` reads the
+non-standard tokens ``NaN`` and ``Infinity`` (and ``1e999`` is infinite); rather
+than a parse error they get the predictor's own answer for non-finite input, a
+422 that names the rows. The admin routes answer only clients on the loopback
+interface (127.0.0.1 or ::1), whatever ``--host`` the server listens on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib.metadata
+import json
+import os
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from typing import Any
+
+import numpy as np
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException
+
+from mlkit.serve.batcher import Batcher, BatchStats, Closed, QueueFull
+from mlkit.serve.drift import DriftWatch
+from mlkit.serve.metrics import CONTENT_TYPE, Metrics
+from mlkit.serve.model import Incompatible, ServedModel, check_compatible, load_for
+from mlkit.serve.settings import Settings
+
+LOOPBACK = ("127.0.0.1", "::1")
+DRAIN_BYTES = 16_000_000  # an oversized body up to this size is read and dropped before the 413
+BIG_BODY = 100_000  # bodies larger than this are parsed and answered on a thread, off the event loop
+ROUTES = ("/predict", "/health", "/metadata", "/metrics", "/drift", "/admin/reload", "/admin/drift/reset")
+
+
+class State:
+    """Everything one server process holds: the model being served, the batcher, the drift watch, the metrics."""
+
+    def __init__(self, settings: Settings, model: ServedModel, workers: int):
+        self.settings = settings
+        self.model = model
+        self.workers = workers
+        self.metrics = Metrics()
+        self.metrics.loaded.set(model.loaded_at)
+        self.drift = DriftWatch(
+            model.predictor.preprocessor,
+            window=settings.drift_window,
+            threshold=settings.drift_threshold,
+            min_rows=settings.drift_min_rows,
+        )
+        self.batcher = Batcher(
+            self._compute,
+            max_batch=settings.max_batch,
+            max_wait_s=settings.max_wait_ms / 1000,
+            max_queue=settings.max_queue,
+            on_batch=self._record,
+        )
+        self.reload_lock = asyncio.Lock()
+        self.reloads = 0
+
+    def _record(self, stats: BatchStats) -> None:
+        self.metrics.batch(stats)
+        self.metrics.queue(self.batcher.waiting_requests, self.batcher.waiting_rows)
+
+    def _compute(self, x: np.ndarray) -> np.ndarray:
+        """One model call, on the batcher's thread; the model is read once, so a reload never splits a batch."""
+        out = self.model.outputs(x)
+        self.drift.update(x)
+        self.metrics.drift(self.drift)
+        return out
+
+
+def create_app(settings: Settings, model: ServedModel | None = None, *, workers: int = 1) -> FastAPI:
+    """The application serving ``settings.path`` (or the already loaded ``model``), for one process of ``workers``."""
+    if model is None:
+        model = load_for(settings)
+    state = State(settings, model, workers)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        state.batcher.start()
+        yield
+        await state.batcher.stop(timeout=settings.shutdown_timeout_s)
+
+    app = FastAPI(
+        title="mlkit serve",
+        version=importlib.metadata.version("mlkit"),
+        summary=f"A frozen {model.task} model ({model.num_features} inputs) from {model.path.name}.",
+        lifespan=lifespan,
+    )
+    app.state.mlkit = state
+    app.add_middleware(CountRequests, metrics=state.metrics)
+    app.add_exception_handler(HTTPException, _http_error)
+    app.add_exception_handler(Exception, _internal_error)
+    answer_model = ClassifierAnswer if model.task == "classification" else RegressionAnswer
+    example = {"inputs": [[0.0] * model.num_features]}
+
+    @app.post(
+        "/predict",
+        summary="Answer for each row of raw features",
+        response_model=answer_model,
+        responses={400: {"model": Problem}, 413: {"model": Problem}, 422: {"model": Problem}, 503: {"model": Problem}},
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": PredictRequest.model_json_schema(), "example": example}},
+            }
+        },
+    )
+    async def predict(request: Request) -> Response:
+        body = await read_body(request, settings.max_body_bytes)
+        current = state.model
+        big = len(body) > BIG_BODY
+        x = await asyncio.to_thread(parse_inputs, body, current) if big else parse_inputs(body, current)
+        try:
+            answer = await state.batcher.submit(x)
+        except QueueFull as e:
+            raise HTTPException(503, f"Too busy: {e} Retry in a moment.", headers={"Retry-After": "1"}) from e
+        except Closed as e:
+            raise HTTPException(503, str(e), headers={"Retry-After": "1"}) from e
+        content = state.model.answer(answer.outputs)
+        data = await asyncio.to_thread(_dumps, content) if big else _dumps(content)
+        timing = f"queue;dur={answer.queue_s * 1000:.3f}, compute;dur={answer.compute_s * 1000:.3f}"
+        headers = {"Server-Timing": timing, "X-Batch-Rows": str(answer.batch_rows)}
+        return Response(data, media_type="application/json", headers=headers)
+
+    @app.get("/health", summary="200 while the model is loaded and requests are taken")
+    async def health() -> JSONResponse:
+        closing = state.batcher.closed
+        return JSONResponse(
+            {
+                "status": "shutting down" if closing else "ok",
+                "artifact": str(state.model.path),
+                "task": state.model.task,
+                "pid": os.getpid(),
+                "queue_requests": state.batcher.waiting_requests,
+            },
+            status_code=503 if closing else 200,
+        )
+
+    @app.get("/metadata", summary="What the model takes and answers, and how the server batches")
+    async def metadata() -> dict:
+        return {
+            **state.model.describe(),
+            "server": {
+                "max_batch": settings.max_batch,
+                "batching": settings.batching,
+                "max_wait_ms": settings.max_wait_ms,
+                "max_queue": settings.max_queue,
+                "max_body_bytes": settings.max_body_bytes,
+                "fixed_shape": settings.fixed_shape,
+                "workers": workers,
+                "pid": os.getpid(),
+                "reloads": state.reloads,
+            },
+        }
+
+    @app.get("/metrics", summary="Prometheus text format", response_class=Response)
+    async def metrics() -> Response:
+        state.metrics.queue(state.batcher.waiting_requests, state.batcher.waiting_rows)
+        state.metrics.drift(state.drift, force=True)
+        return Response(state.metrics.exposition(), media_type=CONTENT_TYPE)
+
+    @app.get("/drift", summary="Crude drift watch: served input means against the training statistics")
+    async def drift() -> dict:
+        return {**state.drift.report(), "pid": os.getpid()}
+
+    @app.post("/admin/drift/reset", summary="Forget the rows the drift watch has seen (loopback clients only)")
+    async def drift_reset(request: Request) -> dict:
+        _loopback_only(request)
+        state.drift.reset()
+        return {"reset": True, "pid": os.getpid()}
+
+    @app.post(
+        "/admin/reload",
+        summary="Load, check and swap in an artifact (loopback clients only)",
+        responses={403: {"model": Problem}, 409: {"model": Problem}, 422: {"model": Problem}},
+        openapi_extra={"requestBody": {"content": {"application/json": {"schema": ReloadRequest.model_json_schema()}}}},
+    )
+    async def reload(request: Request) -> dict:
+        _loopback_only(request)
+        if workers > 1:
+            raise HTTPException(
+                409,
+                f"This server runs {workers} worker processes and a reload request reaches only one of them. "
+                f"Restart the server with the new artifact, or serve with --workers 1 to reload in place.",
+            )
+        body = await read_body(request, 64_000)
+        path = _reload_path(body) or str(state.model.path)
+        async with state.reload_lock:
+            started = time.perf_counter()
+            old = state.model
+            try:
+                new = await asyncio.to_thread(load_for, settings, path)
+                check_compatible(old, new)
+            except (ValueError, FileNotFoundError, ImportError, OSError) as e:
+                state.metrics.reloads.labels("refused").inc()
+                status = 409 if isinstance(e, Incompatible) else 422
+                raise HTTPException(status, f"Reload refused, still serving {old.path}: {e}") from e
+            state.model = new  # one assignment: the next batch uses it, the one computing finishes on the old
+            state.drift.set_reference(new.predictor.preprocessor)
+            state.reloads += 1
+            state.metrics.reloads.labels("ok").inc()
+            state.metrics.loaded.set(new.loaded_at)
+        return {
+            "reloaded": True,
+            "artifact": str(new.path),
+            "previous": str(old.path),
+            "took_s": time.perf_counter() - started,
+            "reloads": state.reloads,
+        }
+
+    return app
+
+
+class PredictRequest(BaseModel):
+    """The body of POST /predict."""
+
+    inputs: list[list[float]] = Field(description="One row of raw (not standardised) features per example.")
+
+
+class ClassifierAnswer(BaseModel):
+    labels: list[int | str | float] = Field(description="The most probable label of each row.")
+    probabilities: list[list[float]] = Field(description="Per row, the probability of each label, in label order.")
+
+
+class RegressionAnswer(BaseModel):
+    values: list[float] = Field(description="The predicted value of each row.")
+
+
+class ReloadRequest(BaseModel):
+    path: str | None = Field(default=None, description="The artifact to serve; omitted: re-read the current one.")
+
+
+class Problem(BaseModel):
+    error: str = Field(description="What was wrong and what was expected.")
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, or a 413 once it is known to exceed ``limit`` bytes (declared or streamed).
+
+    An oversized body of up to ``DRAIN_BYTES`` is read to its end and thrown away before the 413 goes
+    out: a server that answers and closes while the client is still writing makes the client see a
+    reset connection instead of the answer.
+    """
+    declared = request.headers.get("content-length")
+    too_big = HTTPException(413, f"The request body is over the limit of {limit} bytes. Send fewer rows per request.")
+    if declared is not None and declared.isdigit() and int(declared) > DRAIN_BYTES:
+        raise too_big
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > DRAIN_BYTES:
+            raise too_big
+        if size <= limit:
+            chunks.append(chunk)
+    if size > limit:
+        raise too_big
+    return b"".join(chunks)
+
+
+def parse_inputs(body: bytes, model: ServedModel) -> np.ndarray:
+    """The rows of a /predict body as a validated float32 array, or an HTTPException saying what was expected."""
+    n = model.num_features
+    expected = f'a JSON object {{"inputs": [[{n} numbers], ...]}}, one list of {n} raw features per example'
+    try:
+        doc = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise HTTPException(400, f"The body is not valid JSON ({e}). Expected {expected}.") from e
+    if not isinstance(doc, dict) or "inputs" not in doc:
+        got = f"an object with keys {sorted(doc)[:5]}" if isinstance(doc, dict) else f"a JSON {type(doc).__name__}"
+        raise HTTPException(422, f"Expected {expected}; got {got}.")
+    inputs = doc["inputs"]
+    if not isinstance(inputs, list):
+        raise HTTPException(
+            422, f'"inputs" must be a list of rows; got a JSON {type(inputs).__name__}. Expected {expected}.'
+        )
+    if not inputs:
+        raise HTTPException(422, f'"inputs" is empty: send at least one row. Expected {expected}.')
+    if not isinstance(inputs[0], list):
+        raise HTTPException(
+            422,
+            f'"inputs" must be a list of rows, each a list of {n} numbers; got a flat list. '
+            f'For one example send {{"inputs": [[...]]}}.',
+        )
+    try:
+        x = np.asarray(inputs)
+    except ValueError:  # rows of different lengths (numpy refuses a ragged array)
+        lengths = [len(row) if isinstance(row, list) else None for row in inputs]
+        bad = [i for i, length in enumerate(lengths) if length != n]
+        raise HTTPException(
+            422,
+            f"Every row must hold {n} numbers; rows {bad[:10]} do not "
+            f"(lengths {[lengths[i] for i in bad[:10]]}). Expected {expected}.",
+        ) from None
+    try:
+        with np.errstate(over="ignore", invalid="ignore"):  # 1e39 cast to float32 is refused below, not warned about
+            return model.predictor.validate(x)
+    except ValueError as e:
+        hint = ""
+        if x.dtype.kind not in "iuf":
+            hint = ' Over HTTP: send JSON numbers (1.5, not "1.5"), with no null, true/false or deeper nesting.'
+        raise HTTPException(422, f"{e}{hint}") from e
+
+
+def _reload_path(body: bytes) -> str | None:
+    if not body.strip():
+        return None
+    try:
+        doc = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise HTTPException(400, f'The body is not valid JSON ({e}). Expected nothing or {{"path": "DIR"}}.') from e
+    if not isinstance(doc, dict) or not isinstance(doc.get("path", ""), (str, type(None))):
+        raise HTTPException(422, 'Expected nothing or a JSON object {"path": "DIR"} naming the artifact to serve.')
+    return doc.get("path") or None
+
+
+def _loopback_only(request: Request) -> None:
+    host = request.client.host if request.client else None
+    if host not in LOOPBACK:
+        raise HTTPException(
+            403, f"{request.url.path} answers only clients on this machine (127.0.0.1); you are {host}."
+        )
+
+
+def _dumps(content: dict) -> bytes:
+    return json.dumps(content, separators=(",", ":")).encode()
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    message = exc.detail
+    if exc.status_code == 404 and message == "Not Found":
+        message = f"No endpoint {request.url.path}. The endpoints: " + ", ".join(ROUTES) + ", /docs, /openapi.json."
+    elif exc.status_code == 405 and message == "Method Not Allowed":
+        message = f"{request.url.path} does not take {request.method}."
+    return JSONResponse({"error": message}, status_code=exc.status_code, headers=exc.headers)
+
+
+async def _internal_error(request: Request, exc: Exception) -> Response:
+    return JSONResponse(
+        {"error": f"Internal error ({type(exc).__name__}: {exc}); the server goes on."}, status_code=500
+    )
+
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+
+class CountRequests:
+    """ASGI middleware: every HTTP request counted by route and status code, and timed."""
+
+    def __init__(self, app: Callable[[Scope, Receive, Send], Awaitable[None]], metrics: Metrics):
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def sending(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        finally:
+            path = scope["path"] if scope["path"] in ROUTES else "other"
+            self.metrics.requests.labels(path, str(status)).inc()
+            self.metrics.latency.labels(path).observe(time.perf_counter() - started)

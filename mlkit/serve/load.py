@@ -1,0 +1,363 @@
+"""A load generator for the server: ``python -m mlkit load URL`` or :func:`run`.
+
+Two ways to load a server, and they answer different questions:
+
+- **closed loop** (``concurrency=C``): C clients, each sending its next request as
+  soon as its last one is answered. The server sets the pace; this measures the
+  throughput C busy clients get and their latency.
+- **open loop** (``rate=R``): requests arrive on a clock, R per second (evenly
+  spaced, or ``poisson=True`` for random arrivals at that rate), whether or not
+  earlier ones have been answered, as independent users do. A slow server does not
+  slow the arrivals, so queues and latency grow as they would in production. Each
+  latency is measured from the moment the request was DUE, not from when the
+  client got round to sending it: a client that falls behind then shows up as
+  latency instead of hiding it ("coordinated omission"). ``late_ms_p99`` says how
+  far behind the clock the sends were, so an overloaded client is visible.
+
+Both stop after ``duration`` seconds or ``max_requests`` requests, whichever comes
+first, then wait (at most ``timeout``) for answers still on the way. The result
+counts every request exactly once (``sent == ok + sum(errors.values())``) and, from
+each answer's ``Server-Timing`` header, splits the server's time into queue and
+compute.
+
+httpx's async client, because one Python thread can then hold hundreds of requests
+in flight: an open loop needs a new request to go out on time while earlier ones
+are still waiting, which a blocking client (one request per thread) cannot do
+without a thread per request. It keeps connections alive (as real clients do) and
+bounds every wait with a timeout. It sends only to the ``url`` given, never
+following a redirect anywhere else; this machine's tests point it at 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+import numpy as np
+
+MAX_BODIES = 256  # distinct request bodies, encoded before the clock starts
+
+
+@dataclass
+class LoadResult:
+    """What one load run saw. Latencies are of successful (200) requests, in milliseconds."""
+
+    url: str
+    mode: str  # "open" or "closed"
+    target: float  # requests per second (open) or concurrent clients (closed)
+    rows_per_request: int
+    duration_s: float  # first send to last answer
+    sent: int
+    ok: int
+    errors: dict[str, int]  # by status code ("503") or transport problem ("timeout", "ConnectError", ...)
+    latency_ms: np.ndarray = field(repr=False)
+    queue_ms: np.ndarray = field(repr=False)  # from Server-Timing, per successful request
+    compute_ms: np.ndarray = field(repr=False)
+    batch_rows: np.ndarray = field(repr=False)
+    late_ms: np.ndarray = field(repr=False)  # open loop: how long after its due time each request went out
+    client_cpu_s: float = 0.0  # CPU time this process spent during the run: near duration_s, the client is the limit
+
+    @property
+    def throughput(self) -> float:
+        """Successful requests per second."""
+        return self.ok / self.duration_s if self.duration_s > 0 else 0.0
+
+    def percentile(self, q: float, of: str = "latency_ms") -> float:
+        values = getattr(self, of)
+        return float(np.percentile(values, q)) if len(values) else float("nan")
+
+    @property
+    def p50(self) -> float:
+        return self.percentile(50)
+
+    @property
+    def p90(self) -> float:
+        return self.percentile(90)
+
+    @property
+    def p99(self) -> float:
+        return self.percentile(99)
+
+    def to_dict(self) -> dict:
+        """Plain numbers, for JSON."""
+        mean = lambda a: float(np.mean(a)) if len(a) else None
+        return {
+            "url": self.url,
+            "mode": self.mode,
+            "target": self.target,
+            "rows_per_request": self.rows_per_request,
+            "duration_s": self.duration_s,
+            "sent": self.sent,
+            "ok": self.ok,
+            "errors": dict(self.errors),
+            "throughput_rps": self.throughput,
+            "rows_per_s": self.throughput * self.rows_per_request,
+            "latency_ms": {"p50": self.p50, "p90": self.p90, "p99": self.p99, "max": _max(self.latency_ms)},
+            "server_queue_ms_mean": mean(self.queue_ms),
+            "server_compute_ms_mean": mean(self.compute_ms),
+            "batch_rows_mean": mean(self.batch_rows),
+            "late_ms_p99": self.percentile(99, "late_ms") if len(self.late_ms) else None,
+            "client_cpu_per_s": self.client_cpu_s / self.duration_s if self.duration_s > 0 else None,
+        }
+
+    def __str__(self) -> str:
+        d = self.to_dict()
+        target = f"{self.target:g} requests/s" if self.mode == "open" else f"{self.target:g} concurrent clients"
+        errors = ", ".join(f"{k}: {v}" for k, v in sorted(self.errors.items())) or "none"
+        p = self.p50, self.p90, self.p99, _max(self.latency_ms)
+        lines = [
+            f"{self.mode} loop, {target}, {self.rows_per_request} row(s) per request, against {self.url}",
+            f"  sent {self.sent} in {self.duration_s:.2f} s: {self.ok} ok, errors {errors}",
+            f"  throughput {d['throughput_rps']:.1f} requests/s ({d['rows_per_s']:.1f} rows/s)",
+            f"  latency ms  p50 {p[0]:.2f}  p90 {p[1]:.2f}  p99 {p[2]:.2f}  max {p[3]:.2f}",
+        ]
+        if len(self.queue_ms):
+            lines.append(
+                f"  server ms   queue {d['server_queue_ms_mean']:.3f}  compute {d['server_compute_ms_mean']:.3f} "
+                f"(means; rows per model call {d['batch_rows_mean']:.1f})"
+            )
+        if d["late_ms_p99"] is not None:
+            lines.append(f"  sends ran behind the clock by {d['late_ms_p99']:.2f} ms (p99)")
+        if d["client_cpu_per_s"] is not None:
+            busy = d["client_cpu_per_s"]
+            note = ": the client itself may be what limits these numbers" if busy > 0.8 else ""
+            lines.append(f"  the load generator kept {busy:.0%} of a core busy{note}")
+        return "\n".join(lines)
+
+
+def run(url: str, **options: Any) -> LoadResult:
+    """Load ``url`` and return a :class:`LoadResult`; the options are those of :func:`run_async`.
+
+    Works from a script and from a notebook (whose event loop is already running: the run
+    then gets its own loop on a helper thread).
+    """
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(run_async(url, **options))
+    box: dict[str, Any] = {}
+
+    def in_thread() -> None:
+        try:
+            box["result"] = asyncio.run(run_async(url, **options))
+        except BaseException as e:
+            box["error"] = e
+
+    thread = threading.Thread(target=in_thread, name="mlkit-load")
+    thread.start()
+    thread.join()
+    if "error" in box:
+        raise box["error"]
+    return box["result"]
+
+
+async def run_async(
+    url: str,
+    *,
+    rate: float | None = None,
+    concurrency: int | None = None,
+    duration: float = 5.0,
+    max_requests: int = 100_000,
+    rows: np.ndarray | None = None,
+    rows_per_request: int = 1,
+    poisson: bool = False,
+    timeout: float = 10.0,
+    max_connections: int = 256,
+    seed: int = 0,
+) -> LoadResult:
+    """POST to ``url``/predict: open loop at ``rate`` requests per second, or closed loop with ``concurrency`` clients.
+
+    ``rows`` (n, features) are sent in turn, ``rows_per_request`` at a time; by default,
+    random rows around the training statistics the server's /metadata reports.
+    """
+    base = _check_url(url)
+    if (rate is None) == (concurrency is None):
+        raise ValueError("Give exactly one of rate= (open loop, requests per second) or concurrency= (closed loop).")
+    if rate is not None and not rate > 0:
+        raise ValueError(f"rate must be > 0 requests per second, got {rate}.")
+    if concurrency is not None and concurrency < 1:
+        raise ValueError(f"concurrency must be >= 1 client, got {concurrency}.")
+    if not duration > 0 or max_requests < 1 or rows_per_request < 1:
+        raise ValueError(
+            f"Expected duration > 0 s, max_requests >= 1 and rows_per_request >= 1; "
+            f"got {duration}, {max_requests}, {rows_per_request}."
+        )
+    limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
+    async with httpx.AsyncClient(timeout=timeout, limits=limits, follow_redirects=False, trust_env=False) as client:
+        if rows is None:
+            rows = await _default_rows(client, base, seed)
+        bodies = _bodies(np.asarray(rows, np.float32), rows_per_request)
+        record = _Record()
+        started, cpu = time.perf_counter(), time.process_time()
+        if rate is not None:
+            await _open_loop(client, base, bodies, record, rate, duration, max_requests, poisson, seed)
+        else:
+            assert concurrency is not None
+            await _closed_loop(client, base, bodies, record, concurrency, duration, max_requests)
+        took = time.perf_counter() - started
+        record.cpu = time.process_time() - cpu
+    return record.result(
+        base, "open" if rate is not None else "closed", rate or concurrency or 0, rows_per_request, took
+    )
+
+
+class _Record:
+    def __init__(self) -> None:
+        self.sent = 0
+        self.errors: dict[str, int] = {}
+        self.latency: list[float] = []
+        self.queue: list[float] = []
+        self.compute: list[float] = []
+        self.batch: list[float] = []
+        self.late: list[float] = []
+        self.cpu = 0.0
+
+    def result(self, url: str, mode: str, target: float, rows: int, took: float) -> LoadResult:
+        array = lambda values: np.asarray(values, float)
+        return LoadResult(
+            url,
+            mode,
+            float(target),
+            rows,
+            took,
+            self.sent,
+            len(self.latency),
+            self.errors,
+            array(self.latency),
+            array(self.queue),
+            array(self.compute),
+            array(self.batch),
+            array(self.late) if mode == "open" else array([]),
+            self.cpu,
+        )
+
+
+async def _send(client: httpx.AsyncClient, url: str, body: bytes, record: _Record, due: float) -> None:
+    record.sent += 1
+    try:
+        response = await client.post(url, content=body, headers={"content-type": "application/json"})
+    except httpx.TimeoutException:
+        record.errors["timeout"] = record.errors.get("timeout", 0) + 1
+        return
+    except httpx.HTTPError as e:
+        name = type(e).__name__
+        record.errors[name] = record.errors.get(name, 0) + 1
+        return
+    if response.status_code != 200:
+        key = str(response.status_code)
+        record.errors[key] = record.errors.get(key, 0) + 1
+        return
+    record.latency.append((time.perf_counter() - due) * 1000)
+    timing = _server_timing(response.headers.get("server-timing", ""))
+    if "queue" in timing and "compute" in timing:
+        record.queue.append(timing["queue"])
+        record.compute.append(timing["compute"])
+    batch = response.headers.get("x-batch-rows", "")
+    if batch.isdigit():
+        record.batch.append(int(batch))
+
+
+async def _open_loop(
+    client: httpx.AsyncClient,
+    url: str,
+    bodies: list[bytes],
+    record: _Record,
+    rate: float,
+    duration: float,
+    max_requests: int,
+    poisson: bool,
+    seed: int,
+) -> None:
+    rng = np.random.default_rng(seed)
+    if poisson:
+        due_offsets = np.concatenate([[0.0], np.cumsum(rng.exponential(1 / rate, max_requests - 1))])
+    else:
+        due_offsets = np.arange(max_requests) / rate
+    start = time.perf_counter()
+    tasks = []
+    for i, offset in enumerate(due_offsets):
+        if offset >= duration:
+            break
+        due = start + float(offset)
+        wait = due - time.perf_counter()
+        if wait > 0:
+            await asyncio.sleep(wait)
+        record.late.append(max(0.0, time.perf_counter() - due) * 1000)
+        tasks.append(asyncio.create_task(_send(client, url, bodies[i % len(bodies)], record, due)))
+    await asyncio.gather(*tasks)
+
+
+async def _closed_loop(
+    client: httpx.AsyncClient,
+    url: str,
+    bodies: list[bytes],
+    record: _Record,
+    concurrency: int,
+    duration: float,
+    max_requests: int,
+) -> None:
+    end = time.perf_counter() + duration
+    counter = iter(range(max_requests))
+
+    async def one_client() -> None:
+        for i in counter:
+            if time.perf_counter() >= end:
+                return
+            await _send(client, url, bodies[i % len(bodies)], record, time.perf_counter())
+
+    await asyncio.gather(*(one_client() for _ in range(concurrency)))
+
+
+async def _default_rows(client: httpx.AsyncClient, base: str, seed: int) -> np.ndarray:
+    """Random rows around the training mean (± the training scale) that the server's /metadata reports."""
+    response = await client.get(base.removesuffix("/predict") + "/metadata")
+    response.raise_for_status()
+    meta = response.json()
+    rng = np.random.default_rng(seed)
+    pre = meta.get("preprocessor")
+    n = int(meta["num_features"])
+    if pre is None:
+        return rng.standard_normal((MAX_BODIES, n)).astype(np.float32)
+    mean, scale = np.asarray(pre["mean"], np.float32), np.asarray(pre["scale"], np.float32)
+    return (mean + scale * rng.standard_normal((MAX_BODIES, n))).astype(np.float32)
+
+
+def _bodies(rows: np.ndarray, per_request: int) -> list[bytes]:
+    if rows.ndim != 2 or not len(rows):
+        raise ValueError(f"rows must be a non-empty 2-D array (n, features); got shape {rows.shape}.")
+    count = max(1, min(MAX_BODIES, len(rows) // per_request or 1))
+    take = lambda i: np.take(rows, range(i * per_request, (i + 1) * per_request), axis=0, mode="wrap")
+    return [json.dumps({"inputs": take(i).tolist()}).encode() for i in range(count)]
+
+
+def _server_timing(header: str) -> dict[str, float]:
+    """``queue;dur=0.8, compute;dur=0.2`` as {"queue": 0.8, "compute": 0.2} (milliseconds)."""
+    found = {}
+    for part in header.split(","):
+        name, _, rest = part.strip().partition(";")
+        for param in rest.split(";"):
+            key, _, value = param.strip().partition("=")
+            if key == "dur":
+                with contextlib.suppress(ValueError):
+                    found[name] = float(value)
+    return found
+
+
+def _check_url(url: str) -> str:
+    """``url``/predict, after checking ``url`` is an http(s) server address (the only place requests go)."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError(f"Expected the server's address, like http://127.0.0.1:8000; got {url!r}.")
+    base = url.rstrip("/")
+    return base if base.endswith("/predict") else base + "/predict"
+
+
+def _max(values: np.ndarray) -> float:
+    return float(values.max()) if len(values) else float("nan")

@@ -1,0 +1,92 @@
+"""What a server is told: one frozen dataclass, checked once, the same for every worker process.
+
+The command line (``python -m mlkit serve``), :func:`mlkit.serve.run` and
+:class:`mlkit.serve.Server` all end in a :class:`Settings`, so a default lives in
+exactly one place and a bad value is refused, with what was expected, before
+anything loads.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
+MAX_BATCH_LIMIT = 4096  # one batch is one compiled shape; far past this a batch is a bulk job, not a request
+
+
+@dataclass(frozen=True)
+class Settings:
+    """How to serve one artifact. Times are in milliseconds, sizes in rows, requests or bytes as named.
+
+    ``max_batch`` rows at most go to the model in one call (1 turns batching off);
+    the oldest waiting request waits at most ``max_wait_ms`` for others to join its
+    batch (a wait for the batch to fill; a busy model can keep it waiting longer);
+    at most ``max_queue`` requests wait, after which a request is answered 503 at once.
+    ``max_wait_ms=0`` batches only what piled up while the model was busy.
+
+    ``fixed_shape`` runs every batch at exactly ``max_batch`` rows (padded), so an
+    answer does not depend, even in the last bit, on which other requests shared
+    its batch; off, a batch is padded only to the predictor's next bucket (faster
+    for a large ``max_batch`` at low load; answers may then differ by about 1e-7
+    from one grouping to another). ``model_delay_ms`` adds a sleep to every model
+    call, to stand in for a bigger model in a lesson or a test.
+    """
+
+    path: Path
+    host: str = "127.0.0.1"
+    port: int = 8000
+    max_batch: int = 64
+    max_wait_ms: float = 2.0
+    max_queue: int = 1024
+    workers: int = 1
+    max_body_bytes: int = 1_000_000
+    fixed_shape: bool = True
+    drift_window: int = 500
+    drift_threshold: float = 0.5
+    drift_min_rows: int = 100
+    model_delay_ms: float = 0.0
+    shutdown_timeout_s: float = 10.0
+    log_level: str = "warning"
+    access_log: bool = False
+
+    def __post_init__(self):
+        object.__setattr__(self, "path", Path(os.fspath(self.path)))
+        problems = [
+            *_at_least("port", self.port, 0, "0 picks any free port"),
+            *_at_least("max_batch", self.max_batch, 1, "1 turns batching off"),
+            *_at_least("max_queue", self.max_queue, 1, "requests allowed to wait"),
+            *_at_least("workers", self.workers, 1, "server processes"),
+            *_at_least("max_body_bytes", self.max_body_bytes, 64, "the largest request body"),
+            *_at_least("drift_window", self.drift_window, 1, "rows the running mean remembers"),
+            *_at_least("drift_min_rows", self.drift_min_rows, 0, "rows seen before drift can be flagged"),
+        ]
+        if self.port > 65535:
+            problems.append(f"port must be at most 65535, got {self.port}")
+        if self.max_batch > MAX_BATCH_LIMIT:
+            problems.append(f"max_batch must be at most {MAX_BATCH_LIMIT}, got {self.max_batch}")
+        for name in ("max_wait_ms", "model_delay_ms", "shutdown_timeout_s", "drift_threshold"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and value >= 0 and value == value):
+                problems.append(f"{name} must be a number >= 0, got {value!r}")
+        if self.log_level not in LOG_LEVELS:
+            problems.append(f"log_level must be one of {', '.join(LOG_LEVELS)}; got {self.log_level!r}")
+        if problems:
+            raise ValueError("Cannot serve with these settings: " + "; ".join(problems) + ".")
+
+    @property
+    def batching(self) -> bool:
+        """Whether requests share model calls (``max_batch`` > 1)."""
+        return self.max_batch > 1
+
+    def replace(self, **changes) -> Settings:
+        """A copy with ``changes`` applied (and checked again)."""
+        return dataclasses.replace(self, **changes)
+
+
+def _at_least(name: str, value: object, lowest: int, meaning: str) -> list[str]:
+    if isinstance(value, bool) or not isinstance(value, int) or value < lowest:
+        return [f"{name} must be a whole number >= {lowest} ({meaning}), got {value!r}"]
+    return []

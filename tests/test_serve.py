@@ -1,0 +1,497 @@
+"""The model server over real HTTP on 127.0.0.1: answers, batching, errors, back-pressure, reload, drift, load.
+
+Every server is a child process (``mlkit.serve.Server``) on a port the kernel picks;
+every wait is bounded and every process is stopped, also when a test fails. The
+tests check behaviour (what is answered, counted and refused), never speed.
+"""
+
+from __future__ import annotations
+
+import ast
+import asyncio
+import contextlib
+import dataclasses
+import itertools
+import json
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+import mlkit
+import mlkit.serve
+from mlkit.__main__ import build_parser
+from mlkit.serve import Batcher, Server, Settings, load
+
+TIMEOUT = 30.0  # seconds: the most any single HTTP exchange may take here
+
+
+# --- artifacts and servers ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def artifacts(tmp_path_factory, digits):
+    """Two digit classifiers (for a reload), a regression model, and an altered copy of the first."""
+    root = tmp_path_factory.mktemp("serve")
+    paths = {}
+    for name, seed in (("digits", 0), ("digits_b", 1)):
+        model = mlkit.MLP(64, (64,), 10, seed=seed)
+        mlkit.fit(model, digits, mlkit.TrainConfig(epochs=3, progress=False, seed=seed))
+        paths[name] = mlkit.save_predictor(mlkit.freeze(model, digits), root / name)
+    curve = mlkit.load_dataset("regression_curve", n=200, seed=0)
+    regressor = mlkit.MLP(1, (16,), 1, seed=0)
+    mlkit.fit(regressor, curve, mlkit.TrainConfig(epochs=20, progress=False))
+    paths["regression"] = mlkit.save_predictor(mlkit.freeze(regressor, curve), root / "regression")
+    broken = root / "broken"
+    shutil.copytree(paths["digits"], broken)
+    payload = broken / "function.jaxexport"
+    data = bytearray(payload.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    payload.write_bytes(bytes(data))
+    paths["broken"] = broken
+    return paths
+
+
+SERVERS = {  # name -> (artifact, options); all started at once, stopped at the end of the module
+    "main": ("digits", {"max_batch": 16, "max_wait_ms": 5.0}),
+    "slow": ("digits", {"max_batch": 1, "max_queue": 2, "model_delay_ms": 300.0}),
+    "graceful": ("digits", {"max_batch": 1, "model_delay_ms": 300.0}),
+    "reload": ("digits", {}),
+    "regression": ("regression", {}),
+    "workers": ("digits", {"workers": 2}),
+}
+
+
+@pytest.fixture(scope="module")
+def servers(artifacts):
+    with contextlib.ExitStack() as stack:
+        made = {
+            name: Server(artifacts[artifact], start_timeout=90, **options)
+            for name, (artifact, options) in SERVERS.items()
+        }
+        for server in made.values():
+            stack.callback(server.stop)
+        with ThreadPoolExecutor(len(made)) as pool:  # start together: each spends its first second importing
+            for future in [pool.submit(server.start) for server in made.values()]:
+                future.result()
+        yield made
+
+
+@pytest.fixture
+def url(servers):
+    return servers["main"].url
+
+
+@pytest.fixture(scope="module")
+def predictor(artifacts):
+    return mlkit.load_predictor(artifacts["digits"])
+
+
+def at_shape(predictor, x: np.ndarray, shape: int) -> np.ndarray:
+    """The predictor's probabilities with every call padded to ``shape`` rows, as a server with that max batch runs."""
+    return np.concatenate([predictor.predict_proba(x[i : i + shape]) for i in range(0, len(x), shape)])
+
+
+async def post_all(url: str, bodies: list, connections: int = 64) -> list[httpx.Response]:
+    limits = httpx.Limits(max_connections=connections)
+    async with httpx.AsyncClient(timeout=TIMEOUT, limits=limits, trust_env=False) as client:
+        return await asyncio.gather(*(client.post(f"{url}/predict", json=body) for body in bodies))
+
+
+def predict_concurrently(url: str, rows_per_request: list[np.ndarray], connections: int = 64) -> list[httpx.Response]:
+    return asyncio.run(post_all(url, [{"inputs": rows.tolist()} for rows in rows_per_request], connections))
+
+
+def metrics(url: str) -> dict[str, list]:
+    text = httpx.get(f"{url}/metrics", timeout=TIMEOUT).text
+    return {family.name: family.samples for family in text_string_to_metric_families(text)}
+
+
+def sample(families: dict, name: str, **labels) -> float:
+    """The sum of the samples called ``name`` whose labels include ``labels``."""
+    family = name.removesuffix("_total").removesuffix("_bucket").removesuffix("_count")
+    return sum(
+        s.value
+        for s in families.get(family, [])
+        if s.name == name and all(s.labels.get(k) == v for k, v in labels.items())
+    )
+
+
+# --- settings, command line, batcher (no HTTP) -------------------------------------------------------------------
+
+
+def test_settings_refuse_bad_values_and_say_what_was_expected(tmp_path):
+    with pytest.raises(ValueError, match=r"max_batch must be a whole number >= 1 \(1 turns batching off\), got 0"):
+        Settings(tmp_path, max_batch=0)
+    with pytest.raises(ValueError, match="max_wait_ms must be a number >= 0") as error:
+        Settings(tmp_path, max_wait_ms=-1, workers=0)
+    assert "workers must be a whole number >= 1" in str(error.value)  # every problem at once
+
+
+def test_the_command_line_defaults_are_the_settings_defaults(tmp_path):
+    args = vars(build_parser().parse_args(["serve", str(tmp_path)]))
+    defaults = dataclasses.asdict(Settings(tmp_path))
+    args["shutdown_timeout_s"] = args.pop("shutdown_timeout")
+    for field, default in defaults.items():
+        if field != "path":
+            assert args[field] == default, field
+    assert mlkit.serve.run is mlkit.serve.runner.run and callable(mlkit.serve.load.run)  # no function hides a module
+
+
+def test_serving_imports_no_training_and_no_lesson_ui():
+    """A serving process needs the artifact, JAX and NumPy: every import in mlkit/serve, lazy ones included."""
+    forbidden = ("mlkit.train", "mlkit.lessons", "ipywidgets", "matplotlib", "IPython", "optax")
+    found = set()
+    for path in Path(mlkit.serve.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                found |= {alias.name for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                found.add(node.module)
+    assert "uvicorn" in found and "mlkit.infer" in found  # the parse sees real imports
+    assert not {m for m in found if any(m == f or m.startswith(f + ".") for f in forbidden)}
+
+
+def test_the_batcher_gives_every_request_exactly_its_own_rows():
+    """A fake model (each row doubled) shows every request gets its own rows back, in order, however grouped."""
+    calls: list[int] = []
+
+    def compute(x):
+        calls.append(len(x))
+        time.sleep(0.002)
+        return x * 2
+
+    async def scenario():
+        batcher = Batcher(compute, max_batch=8, max_wait_s=0.005, max_queue=1000)
+        batcher.start()
+        rng = np.random.default_rng(0)
+        requests = [rng.standard_normal((int(rng.integers(1, 20)), 3)).astype(np.float32) for _ in range(60)]
+        answers = await asyncio.gather(*(batcher.submit(x) for x in requests))
+        await batcher.stop()
+        return requests, answers
+
+    requests, answers = asyncio.run(scenario())
+    for x, answer in zip(requests, answers, strict=True):
+        np.testing.assert_array_equal(answer.outputs, x * 2)
+        assert answer.batches >= -(-len(x) // 8) and answer.batch_rows <= 8 and answer.queue_s >= 0
+    assert max(calls) <= 8 and sum(calls) == sum(len(x) for x in requests)
+    assert max(calls) > 1  # they were grouped
+
+
+def test_the_batcher_refuses_at_once_when_its_queue_is_full():
+    async def scenario():
+        gate = threading.Event()
+        batcher = Batcher(lambda x: (gate.wait(10), x)[1], max_batch=1, max_wait_s=0, max_queue=2)
+        batcher.start()
+        first = asyncio.ensure_future(batcher.submit(np.zeros((1, 2), np.float32)))
+        await asyncio.sleep(0.05)  # the first is now in the model; two more may wait
+        waiting = [asyncio.ensure_future(batcher.submit(np.ones((1, 2), np.float32))) for _ in range(2)]
+        await asyncio.sleep(0)
+        with pytest.raises(mlkit.serve.batcher.QueueFull, match="max_queue is 2"):
+            await batcher.submit(np.ones((1, 2), np.float32))
+        gate.set()
+        done = await asyncio.gather(first, *waiting)
+        await batcher.stop()
+        return done
+
+    assert [len(answer.outputs) for answer in asyncio.run(scenario())] == [1, 1, 1]
+
+
+# --- answers -----------------------------------------------------------------------------------------------------
+
+
+def test_answers_match_the_predictor_row_for_row(url, predictor, digits):
+    x = digits.test.raw_x
+    expected = at_shape(predictor, x, 16)  # the main server pads every model call to its max batch, 16
+    singles = predict_concurrently(url, [x[i : i + 1] for i in range(len(x))])
+    assert [r.status_code for r in singles] == [200] * len(x)
+    labels = [r.json()["labels"][0] for r in singles]
+    probabilities = np.array([r.json()["probabilities"][0] for r in singles], np.float32)
+    assert labels == predictor.predict(x).tolist()
+    np.testing.assert_array_equal(probabilities, expected)  # bit for bit, whatever the grouping
+    np.testing.assert_allclose(probabilities, predictor.predict_proba(x), rtol=0, atol=1e-6)
+
+    cuts = [0, 1, 8, 9, 40, 150, len(x)]  # requests of 1, 7, 1, 31, 110 (over max batch: split) and 209 rows
+    groups = predict_concurrently(url, [x[a:b] for a, b in itertools.pairwise(cuts)])
+    assert [r.status_code for r in groups] == [200] * (len(cuts) - 1)
+    assert [label for r in groups for label in r.json()["labels"]] == labels
+    np.testing.assert_array_equal(
+        np.concatenate([r.json()["probabilities"] for r in groups]).astype(np.float32), expected
+    )
+    assert all(int(r.headers["x-batch-rows"]) <= 16 for r in groups + singles)
+    assert "queue;dur=" in singles[0].headers["server-timing"] and "compute;dur=" in singles[0].headers["server-timing"]
+
+
+def test_batches_form_under_concurrent_load_and_never_exceed_max_batch(url, digits):
+    before = metrics(url)
+    responses = predict_concurrently(url, [digits.test.raw_x[i : i + 1] for i in range(200)])
+    assert all(r.status_code == 200 for r in responses)
+    after = metrics(url)
+    calls = sample(after, "mlkit_batch_rows_count") - sample(before, "mlkit_batch_rows_count")
+    single = sample(after, "mlkit_batch_rows_bucket", le="1.0") - sample(before, "mlkit_batch_rows_bucket", le="1.0")
+    within = sample(after, "mlkit_batch_rows_bucket", le="16.0") - sample(before, "mlkit_batch_rows_bucket", le="16.0")
+    rows = sample(after, "mlkit_rows_total") - sample(before, "mlkit_rows_total")
+    assert rows == 200 and calls < 200, "200 single-row requests at once should share model calls"
+    assert single < calls, "some model call should hold more than one row"
+    assert within == calls, "no model call may hold more than --max-batch rows"
+    assert max(int(r.headers["x-batch-rows"]) for r in responses) > 1
+
+
+# --- errors ------------------------------------------------------------------------------------------------------
+
+ROW = ", ".join(["1"] * 63)
+BAD = {  # name -> (body, status, words the error must contain)
+    "wrong width": ('{"inputs": [[1, 2, 3]]}', 422, "64 numbers per example; got 3 features"),
+    "strings": ('{"inputs": [["1"' + ", 1" * 63 + "]]}", 422, "send JSON numbers"),
+    "null": ('{"inputs": [[null, ' + ROW + "]]}", 422, "dtype object"),
+    "NaN token": ('{"inputs": [[NaN, ' + ROW + "]]}", 422, "Expected finite numbers; rows [0]"),
+    "Infinity token": ('{"inputs": [[1, ' + ROW + "], [-Infinity, " + ROW + "]]}", 422, "rows [1] hold NaN"),
+    "empty list": ('{"inputs": []}', 422, '"inputs" is empty'),
+    "no inputs key": ('{"rows": [[1]]}', 422, "got an object with keys ['rows']"),
+    "flat list": ('{"inputs": [' + ROW + ", 1]}", 422, 'send {"inputs": [[...]]}'),
+    "ragged rows": ('{"inputs": [[' + ROW + ", 1], [1, 2]]}", 422, "Every row must hold 64 numbers; rows [1]"),
+    "malformed JSON": ('{"inputs": [[1, 2', 400, "not valid JSON"),
+    "not UTF-8": (b'{"inputs": [[\xff]]}', 400, "not valid JSON"),
+    "over the size limit": ('{"inputs": [' + ",".join(["[" + ROW + ", 1]"] * 8000) + "]}", 413, "1000000 bytes"),
+}
+
+
+@pytest.mark.parametrize("case", BAD, ids=list(BAD))
+def test_bad_input_gets_a_4xx_that_says_what_was_expected_and_the_server_goes_on(case, url, digits):
+    body, status, words = BAD[case]
+    response = httpx.post(f"{url}/predict", content=body, headers={"content-type": "application/json"}, timeout=TIMEOUT)
+    assert response.status_code == status, response.text
+    assert words in response.json()["error"], response.json()
+    good = httpx.post(f"{url}/predict", json={"inputs": digits.test.raw_x[:2].tolist()}, timeout=TIMEOUT)
+    assert good.status_code == 200 and len(good.json()["labels"]) == 2
+
+
+def test_unknown_routes_and_methods_answer_json_errors(url):
+    missing = httpx.get(f"{url}/predictions", timeout=TIMEOUT)
+    assert missing.status_code == 404 and "/predict" in missing.json()["error"]
+    wrong = httpx.get(f"{url}/predict", timeout=TIMEOUT)
+    assert wrong.status_code == 405 and "does not take GET" in wrong.json()["error"]
+
+
+def test_a_full_queue_answers_503_with_retry_after_not_a_hang(servers, digits):
+    slow = servers["slow"].url  # one row per model call, 300 ms each, at most 2 requests waiting
+    responses = predict_concurrently(slow, [digits.test.raw_x[i : i + 1] for i in range(8)], connections=8)
+    statuses = sorted(r.status_code for r in responses)
+    assert set(statuses) <= {200, 503} and 503 in statuses and 200 in statuses, statuses
+    refused = next(r for r in responses if r.status_code == 503)
+    assert refused.headers["retry-after"] == "1" and "max_queue is 2" in refused.json()["error"]
+    assert httpx.get(f"{slow}/health", timeout=TIMEOUT).status_code == 200
+
+
+def test_sigterm_answers_the_requests_in_flight_then_exits_0(servers, digits):
+    server = servers["graceful"]  # 300 ms per row, one row per model call: three requests take about a second
+
+    async def scenario():
+        async with httpx.AsyncClient(timeout=TIMEOUT, trust_env=False) as client:
+            sent = [
+                asyncio.ensure_future(client.post(f"{server.url}/predict", json={"inputs": [row.tolist()]}))
+                for row in digits.test.raw_x[:3]
+            ]
+            deadline = time.monotonic() + TIMEOUT
+            while (await client.get(f"{server.url}/health")).json()["queue_requests"] < 2:
+                assert time.monotonic() < deadline, "the requests never reached the queue"
+                await asyncio.sleep(0.02)
+            server.process.send_signal(signal.SIGTERM)
+            return await asyncio.gather(*sent)
+
+    responses = asyncio.run(scenario())
+    assert [r.status_code for r in responses] == [200, 200, 200]
+    assert server.process.wait(TIMEOUT) == 0
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"{server.url}/health", timeout=2)
+
+
+def test_a_broken_artifact_or_a_taken_port_stops_the_start_with_the_reason(artifacts):
+    with pytest.raises(RuntimeError, match="has been altered") as error:
+        Server(artifacts["broken"], start_timeout=60).start()
+    assert "exit status 2" in str(error.value) and "Traceback" not in str(error.value)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run(
+            [sys.executable, "-m", "mlkit", "serve", str(artifacts["digits"]), "--port", str(port)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    assert done.returncode == 2 and f"Cannot listen on 127.0.0.1:{port}" in done.stderr, done.stderr
+    assert done.stdout == ""
+
+
+# --- reload ------------------------------------------------------------------------------------------------------
+
+
+def test_reload_swaps_the_model_under_load_with_no_failed_request(servers, artifacts, digits):
+    url = servers["reload"].url
+    x = digits.test.raw_x[:64]
+    new = mlkit.load_predictor(artifacts["digits_b"])
+    box = {}
+    loading = threading.Thread(target=lambda: box.update(result=load.run(url, concurrency=4, duration=3.0)))
+    loading.start()
+    try:
+        deadline = time.monotonic() + TIMEOUT
+        while sample(metrics(url), "mlkit_http_requests_total", path="/predict") < 20:
+            assert time.monotonic() < deadline and loading.is_alive(), "the load never got going"
+            time.sleep(0.05)
+        answer = httpx.post(f"{url}/admin/reload", json={"path": str(artifacts["digits_b"])}, timeout=TIMEOUT)
+        still_loading = loading.is_alive()
+    finally:
+        loading.join(TIMEOUT)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["artifact"] == str(artifacts["digits_b"]) and answer.json()["reloads"] == 1
+    assert still_loading, "the reload should have happened while the load ran"
+    result = box["result"]
+    assert result.errors == {} and result.ok == result.sent > 20
+    served = httpx.post(f"{url}/predict", json={"inputs": x.tolist()}, timeout=TIMEOUT).json()
+    np.testing.assert_array_equal(np.asarray(served["probabilities"], np.float32), at_shape(new, x, 64))
+    assert httpx.get(f"{url}/metadata", timeout=TIMEOUT).json()["artifact"] == str(artifacts["digits_b"])
+
+
+@pytest.mark.parametrize(
+    ("artifact", "status", "words"),
+    [
+        ("broken", 422, "has been altered"),
+        ("missing", 422, "No predictor artifact at"),
+        ("regression", 409, "task 'classification' -> 'regression'"),
+    ],
+)
+def test_a_reload_that_cannot_serve_is_refused_and_the_old_model_keeps_serving(
+    servers, artifacts, digits, artifact, status, words
+):
+    url = servers["reload"].url
+    serving = httpx.get(f"{url}/metadata", timeout=TIMEOUT).json()["artifact"]
+    path = str(artifacts.get(artifact, artifacts["digits"].parent / "no-such-model"))
+    refused = httpx.post(f"{url}/admin/reload", json={"path": path}, timeout=TIMEOUT)
+    assert refused.status_code == status and words in refused.json()["error"], refused.text
+    assert f"still serving {serving}" in refused.json()["error"]
+    assert httpx.get(f"{url}/metadata", timeout=TIMEOUT).json()["artifact"] == serving
+    still = httpx.post(f"{url}/predict", json={"inputs": digits.test.raw_x[:3].tolist()}, timeout=TIMEOUT)
+    assert still.status_code == 200 and len(still.json()["labels"]) == 3
+
+
+def test_admin_routes_answer_only_loopback_clients(artifacts):
+    """In process, with the client address an ASGI server would report for a remote peer (no traffic is sent)."""
+    app = mlkit.serve.app.create_app(Settings(artifacts["digits"]))
+
+    async def scenario():
+        transport = httpx.ASGITransport(app=app, client=("192.0.2.7", 50000))  # TEST-NET-1: documentation only
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            return [await client.post(path) for path in ("/admin/reload", "/admin/drift/reset")]
+
+    for response in asyncio.run(scenario()):
+        assert response.status_code == 403 and "only clients on this machine" in response.json()["error"]
+
+
+# --- drift, regression, metadata ---------------------------------------------------------------------------------
+
+
+def test_drift_flags_shifted_digits_and_not_the_test_digits(url, digits):
+    x = digits.test.raw_x
+
+    def serve_and_report(rows):
+        assert httpx.post(f"{url}/admin/drift/reset", timeout=TIMEOUT).status_code == 200
+        for i in range(0, len(rows), 50):
+            response = httpx.post(f"{url}/predict", json={"inputs": rows[i : i + 50].tolist()}, timeout=TIMEOUT)
+            assert response.status_code == 200
+        return httpx.get(f"{url}/drift", timeout=TIMEOUT).json(), metrics(url)
+
+    report, families = serve_and_report(x)
+    assert report["rows"] == len(x) and report["available"] and not report["drifted"]
+    assert report["max_abs_z"] < report["threshold"] and sample(families, "mlkit_drift_drifted") == 0
+    report, families = serve_and_report(x + 8)
+    assert report["drifted"] and report["max_abs_z"] > report["threshold"] and report["rows"] >= report["min_rows"]
+    assert report["largest"][0]["z"] > 0 and sample(families, "mlkit_drift_drifted") == 1
+    assert sample(families, "mlkit_drift_max_abs_z") == pytest.approx(report["max_abs_z"])
+
+
+def test_a_regression_artifact_answers_values(servers, artifacts):
+    url = servers["regression"].url
+    rows = np.linspace(-3, 3, 11, dtype=np.float32)[:, None]
+    response = httpx.post(f"{url}/predict", json={"inputs": rows.tolist()}, timeout=TIMEOUT)
+    assert response.status_code == 200 and set(response.json()) == {"values"}
+    regressor = mlkit.load_predictor(artifacts["regression"])
+    padded = np.concatenate([rows, np.zeros((64 - len(rows), 1), np.float32)])
+    np.testing.assert_array_equal(np.float32(response.json()["values"]), regressor.predict(padded)[: len(rows)])
+    np.testing.assert_allclose(response.json()["values"], regressor.predict(rows), rtol=0, atol=1e-5)
+    meta = httpx.get(f"{url}/metadata", timeout=TIMEOUT).json()
+    assert meta["task"] == "regression" and meta["output"] == ["values"] and meta["num_features"] == 1
+
+
+def test_health_metadata_metrics_and_docs_describe_the_server(url):
+    health = httpx.get(f"{url}/health", timeout=TIMEOUT)
+    assert health.status_code == 200 and health.json()["status"] == "ok"
+    meta = httpx.get(f"{url}/metadata", timeout=TIMEOUT).json()
+    assert meta["task"] == "classification" and meta["labels"] == list(range(10)) and meta["num_features"] == 64
+    assert meta["server"]["max_batch"] == 16 and meta["server"]["max_wait_ms"] == 5.0 and meta["batch_shape"] == 16
+    names = set(metrics(url))
+    for name in ("mlkit_http_requests", "mlkit_batch_rows", "mlkit_queue_wait_seconds", "mlkit_compute_seconds"):
+        assert name in names
+    assert {"mlkit_queue_requests", "mlkit_drift_max_abs_z", "mlkit_http_request_seconds"} <= names
+    schema = httpx.get(f"{url}/openapi.json", timeout=TIMEOUT).json()
+    assert {"/predict", "/health", "/metadata", "/metrics", "/drift", "/admin/reload"} <= set(schema["paths"])
+    docs = httpx.get(f"{url}/docs", timeout=TIMEOUT)
+    assert docs.status_code == 200 and "swagger" in docs.text.lower()
+
+
+# --- the load generator, several workers -------------------------------------------------------------------------
+
+
+def check_counts(result: load.LoadResult) -> None:
+    assert result.sent == result.ok + sum(result.errors.values()) and result.ok > 0
+    assert result.p50 <= result.p90 <= result.p99 <= result.latency_ms.max()
+    assert result.throughput > 0 and len(result.queue_ms) == len(result.compute_ms) == result.ok
+    assert (result.queue_ms >= 0).all() and (result.compute_ms > 0).all()
+
+
+def test_the_load_generator_reports_sane_numbers_in_both_modes(url, digits):
+    closed = load.run(url, concurrency=4, duration=10.0, max_requests=120, rows=digits.test.raw_x)
+    check_counts(closed)
+    assert closed.mode == "closed" and closed.sent == 120 and closed.errors == {}  # max_requests came first
+    opened = load.run(url, rate=100, duration=1.0, rows=digits.test.raw_x, rows_per_request=3)
+    check_counts(opened)
+    assert opened.mode == "open" and opened.sent == 100 and len(opened.late_ms) == 100
+    assert "open loop, 100 requests/s" in str(opened) and "p99" in str(opened)
+    with pytest.raises(ValueError, match="exactly one of rate="):
+        load.run(url, rate=10, concurrency=2)
+
+
+def test_the_load_command_prints_json(url):
+    done = subprocess.run(
+        [sys.executable, "-m", "mlkit", "load", url, "--concurrency", "2", "--duration", "0.5", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["sent"] == result["ok"] + sum(result["errors"].values()) and result["ok"] > 0
+    assert result["latency_ms"]["p50"] <= result["latency_ms"]["p99"]
+
+
+def test_two_workers_serve_and_add_up_their_metrics(servers, predictor, digits):
+    url = servers["workers"].url
+    assert "2 workers" in servers["workers"].ready_line
+    x = digits.test.raw_x[:40]
+    responses = predict_concurrently(url, [x[i : i + 1] for i in range(len(x))], connections=40)
+    assert [r.json()["labels"][0] for r in responses] == predictor.predict(x).tolist()
+    families = metrics(url)
+    assert sample(families, "mlkit_http_requests_total", path="/predict", status="200") == len(x)
+    assert sample(families, "mlkit_rows_total") == len(x)
+    refused = httpx.post(f"{url}/admin/reload", timeout=TIMEOUT)
+    assert refused.status_code == 409 and "2 worker processes" in refused.json()["error"]
