@@ -1,4 +1,7 @@
-"""The command line: ``python -m mlkit train | predict | bench | kernel | doctor``. Thin: the library does the work."""
+"""The command line: ``python -m mlkit train | predict | serve | load | bench | kernel | doctor``.
+
+Thin: the library does the work.
+"""
 
 from __future__ import annotations
 

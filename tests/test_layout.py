@@ -48,6 +48,7 @@ RULES = [
     (("mlkit.train",), ("mlkit.infer", "mlkit.serve", "mlkit.tools"), "training does not need inference"),
     (("mlkit.infer",), ("mlkit.train", "optax", "mlkit.serve", "mlkit.tools"), "inference runs without training"),
     (("mlkit.bench",), ("mlkit.train", "mlkit.infer", "mlkit.serve", "mlkit.tools"), "timing is a tool for all"),
+    (("mlkit.serve",), ("mlkit.train", "optax", "mlkit.tools"), "a server needs the artifact, not the training code"),
 ]
 LIBRARY = [m for m in MODULES if not within(m, ("mlkit.lessons", "mlkit.__main__"))]
 
