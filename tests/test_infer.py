@@ -85,3 +85,27 @@ def test_big_batches_are_chunked_and_agree(predictor, digits):
 def test_freeze_needs_preprocessing(trained):
     with pytest.raises(ValueError, match="pre-processing"):
         mlkit.freeze(trained)
+
+
+def test_threads_on_a_cold_predictor_compile_each_bucket_once(trained, digits):
+    import threading
+
+    predictor = mlkit.freeze(trained, digits)
+    sizes = [1, 3, 4, 9, 16, 40, 64, 100, 256, 300] * 3
+    errors, start = [], threading.Barrier(8)
+
+    def work(i: int) -> None:
+        start.wait()
+        try:
+            for n in sizes[i::8] + sizes[: i + 1]:
+                assert len(predictor.predict(digits.test.raw_x[:n])) == n
+        except Exception as e:  # reported below, with the thread that saw it
+            errors.append((i, e))
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not errors
+    assert predictor.compiles == 6  # buckets 1, 4, 16, 64, 256 and 1024 (for 300 rows): once each, not per thread
