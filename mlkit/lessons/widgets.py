@@ -39,56 +39,31 @@ _LAYOUT = widgets.Layout(width="330px")
 
 def log_slider(description: str, value: float, low: float, high: float) -> widgets.FloatLogSlider:
     """A slider over powers of ten (learning rates, weight decay), reporting on release."""
+    lo, hi = math.log10(low), math.log10(high)
     return widgets.FloatLogSlider(
-        value=value,
-        base=10,
-        min=math.log10(low),
-        max=math.log10(high),
-        step=0.1,
-        description=description,
-        readout_format=".1e",
-        continuous_update=False,
-        style=_STYLE,
-        layout=_LAYOUT,
+        value=value, base=10, min=lo, max=hi, step=0.1, readout_format=".1e", **_released(description)
     )
 
 
 def int_slider(description: str, value: int, low: int, high: int, step: int = 1) -> widgets.IntSlider:
-    return widgets.IntSlider(
-        value=value,
-        min=low,
-        max=high,
-        step=step,
-        description=description,
-        continuous_update=False,
-        style=_STYLE,
-        layout=_LAYOUT,
-    )
+    """A slider over whole numbers (widths, epochs), reporting on release."""
+    return widgets.IntSlider(value=value, min=low, max=high, step=step, **_released(description))
 
 
 def float_slider(description: str, value: float, low: float, high: float, step: float) -> widgets.FloatSlider:
-    return widgets.FloatSlider(
-        value=value,
-        min=low,
-        max=high,
-        step=step,
-        description=description,
-        continuous_update=False,
-        style=_STYLE,
-        layout=_LAYOUT,
-    )
+    """A slider over a range of numbers (dropout, thresholds), reporting on release."""
+    return widgets.FloatSlider(value=value, min=low, max=high, step=step, **_released(description))
+
+
+def _released(description: str) -> dict:
+    """What every slider of the lessons shares: a label of the same width, and one report per release."""
+    return {"description": description, "continuous_update": False, "style": _STYLE, "layout": _LAYOUT}
 
 
 def choice_slider(description: str, options: Sequence, value=None) -> widgets.SelectionSlider:
     """A slider over a fixed list of values (batch sizes), reporting on release."""
-    return widgets.SelectionSlider(
-        options=list(options),
-        value=options[0] if value is None else value,
-        description=description,
-        continuous_update=False,
-        style=_STYLE,
-        layout=_LAYOUT,
-    )
+    first = options[0] if value is None else value
+    return widgets.SelectionSlider(options=list(options), value=first, **_released(description))
 
 
 def dropdown(description: str, options: Sequence, value=None) -> widgets.Dropdown:
