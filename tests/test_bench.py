@@ -11,7 +11,7 @@ import pytest
 import mlkit
 from mlkit import bench
 from mlkit.lessons.timing import redraw_seconds
-from mlkit.tools import benchmarks, inference_bench
+from mlkit.tools import benchmarks, inference_bench, serve_bench
 
 TRAIN_METHODS = (
     "eager jax.value_and_grad loop",
@@ -143,6 +143,7 @@ def test_quick_run_writes_every_section(quick):
         "inference",
         "prediction_check",
         "interactivity",
+        "serving",
         "peers",
         "ratios",
         "total_seconds",
@@ -174,13 +175,34 @@ def test_quick_run_has_every_inference_row_and_predictions_agree(quick):
 
 
 def test_quick_run_reports_every_target(quick):
-    assert len(quick["ratios"]) == 12  # fit vs nnx.jit, vs jax.jit (batch 32; worst batch), eight inference, redraw
+    assert len(quick["ratios"]) == 14  # fit vs nnx.jit, vs jax.jit (batch 32; worst batch), eight inference, redraw,
+    # and two served over HTTP: mlkit against the best baseline, batching on against off where the model dominates
     assert [r["batch"] for r in quick["fit_vs_jit"]] == [8, 512]
     assert all(_positive(r["jit / fit"]) for r in quick["fit_vs_jit"])
     for r in quick["ratios"]:
         assert _positive(r["value"]) and isinstance(r["met"], bool) and r["target"]
     assert _positive(quick["interactivity"]["seconds"])
     assert set(quick["peers"]) == {"torch", "onnxruntime"}
+
+
+def test_quick_run_serves_every_server_it_names_without_errors(quick):
+    serving = quick["serving"]
+    rows = {r["server"]: r for r in serving["table"] + serving["batching"]}
+    assert {serve_bench.MLKIT, serve_bench.FASTAPI_ASYNC_1} <= set(rows)
+    for name, row in rows.items():
+        assert row["errors"] == 0 and row["sent"] > 0, name
+        assert all(_positive(row[k]) for k in ("req/s", "p50 ms", "p99 ms")), name
+        assert row["p50 ms"] <= row["p90 ms"] <= row["p99 ms"], name
+    assert serving["clients"] == 32 and set(serving["found"]) == {"onnxruntime", "litserve"}
+
+
+def test_serving_ratios_are_nan_where_a_part_was_not_measured():
+    values = [value for _, value, _ in serve_bench.ratios(None)]
+    assert len(values) == 2 and all(math.isnan(v) for v in values)
+    table = [{"server": serve_bench.MLKIT, "req/s": 900.0}, {"server": serve_bench.LITSERVE, "req/s": 300.0}]
+    table.append({"server": serve_bench.FASTAPI_SYNC, "req/s": 200.0})
+    (name, value, target), _ = serve_bench.ratios({"table": table, "batching": []})
+    assert value == 3.0 and target == ">= 3" and "best: LitServe" in name
 
 
 def test_disagreeing_predictions_fail_loudly(digits, trained, monkeypatch):

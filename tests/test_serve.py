@@ -207,6 +207,62 @@ def test_the_batcher_refuses_at_once_when_its_queue_is_full():
     assert [len(answer.outputs) for answer in asyncio.run(scenario())] == [1, 1, 1]
 
 
+def test_the_batcher_stops_waiting_when_no_other_request_can_join():
+    """With ``may_join`` at 0 a lone request goes at once, however long ``max_wait_s``; otherwise it waits it out."""
+
+    async def one(may_join, wait_s):
+        batcher = Batcher(lambda x: x, max_batch=8, max_wait_s=wait_s, may_join=may_join)
+        batcher.start()
+        started = time.perf_counter()
+        answer = await batcher.submit(np.ones((1, 2), np.float32))
+        took = time.perf_counter() - started
+        await batcher.stop()
+        return answer, took
+
+    answer, took = asyncio.run(one(lambda: 0, 20.0))
+    assert took < 5.0 and answer.batch_rows == 1
+    answer, took = asyncio.run(one(lambda: 3, 0.2))
+    assert took >= 0.2 and answer.queue_s >= 0.2
+
+
+def test_a_cheap_model_is_called_on_the_event_loop_and_a_slow_one_on_the_thread():
+    async def scenario(compute_s):
+        threads: list[int] = []
+
+        def compute(x):
+            threads.append(threading.get_ident())
+            time.sleep(compute_s)
+            return x
+
+        batcher = Batcher(compute, max_batch=4, max_wait_s=0, inline_below_s=0.01)
+        batcher.start()
+        for _ in range(4):
+            await batcher.submit(np.ones((1, 2), np.float32))
+        await batcher.stop()
+        return threads, batcher.inline_calls
+
+    loop_thread = threading.get_ident()  # asyncio.run runs the loop on this thread
+    threads, inline = asyncio.run(scenario(0.0))
+    assert threads[0] != loop_thread and set(threads[1:]) == {loop_thread} and inline == 3  # the first call measures
+    threads, inline = asyncio.run(scenario(0.03))
+    assert loop_thread not in threads and inline == 0
+
+
+def test_the_drift_watch_folds_rows_in_order_as_one_running_mean():
+    """Rows kept and folded together give the exponentially weighted mean of every row, newest weighted most."""
+    rng = np.random.default_rng(0)
+    pre = mlkit.data.Preprocessor(np.zeros(3, np.float32), np.ones(3, np.float32), "standardize")
+    watch = mlkit.serve.DriftWatch(pre, window=50, min_rows=0)
+    parts = [rng.standard_normal((int(k), 3)).astype(np.float32) + 1.0 for k in rng.integers(1, 40, 60)]
+    for part in parts:
+        watch.update(part)
+    rows = np.concatenate(parts).astype(np.float64)
+    keep = 1 - 1 / 50
+    weights = keep ** np.arange(len(rows) - 1, -1, -1)
+    np.testing.assert_allclose(watch.z(), weights @ rows / weights.sum(), rtol=1e-9)
+    assert watch.report()["rows"] == len(rows)
+
+
 # --- answers -----------------------------------------------------------------------------------------------------
 
 
@@ -274,6 +330,46 @@ def test_bad_input_gets_a_4xx_that_says_what_was_expected_and_the_server_goes_on
     assert words in response.json()["error"], response.json()
     good = httpx.post(f"{url}/predict", json={"inputs": digits.test.raw_x[:2].tolist()}, timeout=TIMEOUT)
     assert good.status_code == 200 and len(good.json()["labels"]) == 2
+
+
+def test_the_fast_predict_route_answers_exactly_as_the_fastapi_route(artifacts, digits):
+    """POST /predict skips FastAPI's layers; with the short way turned off, FastAPI's route gives the same bytes."""
+    app = mlkit.serve.app.create_app(Settings(artifacts["digits"], max_batch=8))
+    bodies = [json.dumps({"inputs": digits.test.raw_x[:3].tolist()}).encode()] + [
+        b if isinstance(b, bytes) else b.encode() for b, _, _ in BAD.values()
+    ]
+
+    async def both_ways():
+        transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 50000))
+        async with app.router.lifespan_context(app), httpx.AsyncClient(transport=transport, base_url="http://t") as c:
+            headers = {"content-type": "application/json"}
+            fast = [await c.post("/predict", content=body, headers=headers) for body in bodies]
+            handler, app.predict_handler = app.predict_handler, None
+            try:
+                slow = [await c.post("/predict", content=body, headers=headers) for body in bodies]
+            finally:
+                app.predict_handler = handler
+            return fast, slow
+
+    fast, slow = asyncio.run(both_ways())
+    for a, b in zip(fast, slow, strict=True):
+        assert (a.status_code, a.content) == (b.status_code, b.content)
+        assert a.headers["content-type"] == b.headers["content-type"] == "application/json"
+        assert a.headers.get("retry-after") == b.headers.get("retry-after")
+    assert fast[0].status_code == 200 and int(fast[0].headers["x-batch-rows"]) == 3
+    assert "queue;dur=" in fast[0].headers["server-timing"]
+    served, predictor = json.loads(fast[0].content), mlkit.load_predictor(artifacts["digits"])
+    assert served["labels"] == predictor.predict(digits.test.raw_x[:3]).tolist()
+    expected = at_shape(predictor, digits.test.raw_x[:3], 8)
+    np.testing.assert_array_equal(np.asarray(served["probabilities"], np.float32), expected)
+    assert served["probabilities"] == expected.tolist()  # the same float64 numbers Python's json would write
+    counted = {
+        (s.labels["path"], s.labels["status"]): s.value
+        for family in text_string_to_metric_families(app.state.mlkit.metrics.exposition().decode())
+        for s in family.samples
+        if s.name == "mlkit_http_requests_total"
+    }
+    assert counted[("/predict", "200")] == 2 and counted[("/predict", "422")] == 2 * 9  # both ways are counted
 
 
 def test_unknown_routes_and_methods_answer_json_errors(url):
@@ -469,6 +565,54 @@ def test_the_load_generator_reports_sane_numbers_in_both_modes(url, digits):
     assert "open loop, 100 requests/s" in str(opened) and "p99" in str(opened)
     with pytest.raises(ValueError, match="exactly one of rate="):
         load.run(url, rate=10, concurrency=2)
+
+
+def test_the_aiohttp_client_counts_the_same_way(url, digits):
+    result = load.run(url, concurrency=4, duration=10.0, max_requests=60, rows=digits.test.raw_x, client="aiohttp")
+    check_counts(result)
+    assert result.sent == 60 and result.errors == {}
+    with pytest.raises(ValueError, match="client must be one of aiohttp"):
+        load.run(url, concurrency=1, client="requests")
+
+
+def test_the_load_generator_names_what_went_wrong():
+    """Nothing listening, a server that never answers, one that hangs up: every request counted once, by name."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed_port = s.getsockname()[1]
+    refused = load.run(f"http://127.0.0.1:{closed_port}", concurrency=2, max_requests=4, rows=np.ones((2, 3)))
+    assert refused.sent == 4 and refused.ok == 0 and refused.errors == {"ConnectError": 4}
+
+    def serve(listener: socket.socket, hang_up: bool, stop: threading.Event) -> None:
+        listener.settimeout(0.1)
+        held = []
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            if hang_up:
+                conn.recv(65536)
+                conn.close()
+            else:
+                held.append(conn)  # read nothing, answer nothing
+        for conn in held:
+            conn.close()
+
+    for hang_up, name in ((False, "timeout"), (True, "ServerDisconnected")):
+        stop = threading.Event()
+        with socket.socket() as listener:
+            listener.bind(("127.0.0.1", 0))
+            listener.listen()
+            thread = threading.Thread(target=serve, args=(listener, hang_up, stop), daemon=True)
+            thread.start()
+            try:
+                url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+                result = load.run(url, concurrency=2, max_requests=4, timeout=0.3, rows=np.ones((2, 3)))
+            finally:
+                stop.set()
+                thread.join(5)
+        assert result.sent == 4 and result.ok == 0 and result.errors == {name: 4}, (name, result.errors)
 
 
 def test_the_load_command_prints_json(url):

@@ -8,14 +8,29 @@ one asyncio task between the request handlers and the model:
 - a handler ``await submit(rows)``: its rows join a FIFO queue (a full queue raises
   :class:`QueueFull` at once, for a 503, rather than letting waits grow without bound);
 - the task takes rows from the head of the queue until it has ``max_batch`` of them
-  or the OLDEST waiting request has waited ``max_wait_s``, whichever comes first. A
-  request with more rows than fit is split across consecutive batches; a batch never
-  holds more than ``max_batch`` rows;
+  or the OLDEST waiting request has waited ``max_wait_s``, whichever comes first, or
+  until no other request can join (``may_join``, when given, says how many more
+  requests could arrive now; the server counts its open connections that have no
+  request in the queue, since an HTTP/1.1 connection carries one request at a time,
+  so 32 clients that all wait for their answers do not also wait out ``max_wait_s``).
+  A request with more rows than fit is split across consecutive batches; a batch
+  never holds more than ``max_batch`` rows;
 - the model call runs on one worker thread (``run_in_executor``), so the event loop
   keeps accepting and parsing requests while the model computes; those requests form
-  the next batch. One call at a time: the model's own kernels already use the cores;
+  the next batch. One call at a time: the model's own kernels already use the cores.
+  A model whose calls take less than ``inline_below_s`` (measured: a running mean of
+  the last calls; the first call always goes to the thread) is called on the event
+  loop itself instead: handing a call to a thread and back costs tens of microseconds,
+  and up to the interpreter's switch interval (5 ms) while the event loop is busy,
+  since the thread must wait for the GIL; a call of a few tens of microseconds is far
+  cheaper made in place. ``inline_below_s=0`` (the default) always uses the thread;
 - each request's future gets its rows of the outputs, in its order, with how long
   it waited in the queue and how long the model calls it was part of took.
+
+The per-request work is kept small, since for a small model it is most of the
+server's time: a request is one queue entry and one future; the task is woken by an
+arrival only when it waits for a first request or the batch has just filled, and
+otherwise by one timer per batch at the oldest request's deadline.
 
 Grouping cannot change an answer when the model call itself is row-independent
 (see ``Settings.fixed_shape``). The batcher knows nothing about models: ``compute``
@@ -31,9 +46,12 @@ import contextlib
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
+
+_IDLE, _FOR_ANY, _FOR_FULL = 0, 1, 2  # what the batching task is waiting for: nothing, a first request, a full batch
+ESTIMATE_WEIGHT = 0.2  # of the newest call in the running mean of model-call seconds
 
 
 class QueueFull(Exception):
@@ -44,7 +62,7 @@ class Closed(Exception):
     """The server is shutting down: requests already queued are answered, new ones are not taken."""
 
 
-@dataclass
+@dataclass(slots=True)
 class Answer:
     """A request's outputs (one row per input row, in order) and where its time went, in seconds."""
 
@@ -55,16 +73,21 @@ class Answer:
     batches: int  # model calls its rows were spread over
 
 
-@dataclass
 class _Pending:
-    x: np.ndarray
-    future: asyncio.Future
-    enqueued: float
-    taken: int = 0  # rows already handed to a batch
-    parts: list = field(default_factory=list)
-    queue_s: float | None = None
-    compute_s: float = 0.0
-    batch_rows: int = 0
+    """One submitted request while its rows wait for (or are in) model calls."""
+
+    __slots__ = ("batch_rows", "compute_s", "enqueued", "future", "n", "parts", "queue_s", "taken", "x")
+
+    def __init__(self, x: np.ndarray, future: asyncio.Future, enqueued: float):
+        self.x = x
+        self.n = len(x)
+        self.future = future
+        self.enqueued = enqueued
+        self.taken = 0  # rows already handed to a batch
+        self.parts: list[np.ndarray] = []
+        self.queue_s: float | None = None
+        self.compute_s = 0.0
+        self.batch_rows = 0
 
 
 @dataclass
@@ -88,24 +111,32 @@ class Batcher:
         max_wait_s: float = 0.002,
         max_queue: int = 1024,
         on_batch: Callable[[BatchStats], None] | None = None,
+        inline_below_s: float = 0.0,
+        may_join: Callable[[], int] | None = None,
     ):
-        if max_batch < 1 or max_queue < 1 or max_wait_s < 0:
+        if max_batch < 1 or max_queue < 1 or max_wait_s < 0 or inline_below_s < 0:
             raise ValueError(
-                f"Batcher needs max_batch >= 1, max_queue >= 1 and max_wait_s >= 0; "
-                f"got {max_batch}, {max_queue}, {max_wait_s}."
+                f"Batcher needs max_batch >= 1, max_queue >= 1, max_wait_s >= 0 and inline_below_s >= 0; "
+                f"got {max_batch}, {max_queue}, {max_wait_s}, {inline_below_s}."
             )
         self.compute = compute
         self.max_batch = max_batch
         self.max_wait_s = max_wait_s
         self.max_queue = max_queue
         self.on_batch = on_batch
+        self.inline_below_s = inline_below_s
+        self.may_join = may_join
+        self.compute_estimate_s: float | None = None  # running mean of model-call seconds; None before the first
+        self.inline_calls = 0  # model calls made on the event loop (the rest went to the thread)
         self._queue: collections.deque[_Pending] = collections.deque()
         self._rows_waiting = 0
-        self._arrived = asyncio.Event()
+        self._waiting_for = _IDLE
+        self._wakeup: asyncio.Future | None = None
         self._idle = asyncio.Event()
         self._idle.set()
         self._closed = False
         self._task: asyncio.Task | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mlkit-model")
 
     @property
@@ -124,26 +155,34 @@ class Batcher:
     def start(self) -> None:
         """Start the batching task on the running event loop."""
         if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._loop(), name="mlkit-batcher")
+            self._loop = asyncio.get_running_loop()
+            self._task = self._loop.create_task(self._run(), name="mlkit-batcher")
 
     async def submit(self, x: np.ndarray) -> Answer:
         """Queue the float32 rows ``x`` (already validated) and wait for their outputs."""
         if self._closed:
             raise Closed("The server is shutting down and takes no new requests.")
-        if len(self._queue) >= self.max_queue:
-            raise QueueFull(f"{len(self._queue)} requests are already waiting (max_queue is {self.max_queue}).")
+        queue = self._queue
+        if len(queue) >= self.max_queue:
+            raise QueueFull(f"{len(queue)} requests are already waiting (max_queue is {self.max_queue}).")
         if len(x) == 0:
             raise ValueError("submit needs at least one row.")
-        pending = _Pending(x, asyncio.get_running_loop().create_future(), time.perf_counter())
-        self._queue.append(pending)
-        self._rows_waiting += len(x)
+        loop = self._loop or asyncio.get_running_loop()
+        pending = _Pending(x, loop.create_future(), time.perf_counter())
+        queue.append(pending)
+        self._rows_waiting += pending.n
         self._idle.clear()
-        self._arrived.set()
+        waiting_for = self._waiting_for
+        if waiting_for == _FOR_ANY or (
+            waiting_for == _FOR_FULL and (self._rows_waiting >= self.max_batch or self._alone())
+        ):
+            self._wake()
         return await pending.future
 
     async def stop(self, timeout: float = 10.0) -> None:
         """Take no new requests, answer those queued (waiting at most ``timeout`` s), then end the task."""
         self._closed = True
+        self._wake()  # a batch waiting to fill goes now
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(self._idle.wait(), timeout)
         if self._task is not None:
@@ -156,54 +195,88 @@ class Batcher:
         self._queue.clear()
         self._executor.shutdown(wait=True)
 
-    async def _loop(self) -> None:
+    def _alone(self) -> bool:
+        """Whether no other request can join the batch now (``may_join`` says 0): waiting longer cannot fill it."""
+        may_join = self.may_join
+        return may_join is not None and may_join() <= 0
+
+    def _wake(self) -> None:
+        self._waiting_for = _IDLE
+        wakeup = self._wakeup
+        if wakeup is not None and not wakeup.done():
+            wakeup.set_result(None)
+
+    async def _wait(self, waiting_for: int, seconds: float | None = None) -> None:
+        """Sleep until ``_wake`` (an arrival, a full batch, a stop) or ``seconds`` pass."""
+        loop = asyncio.get_running_loop()
+        self._wakeup = wakeup = loop.create_future()
+        self._waiting_for = waiting_for
+        timer = None if seconds is None else loop.call_later(seconds, self._wake)
+        try:
+            await wakeup
+        finally:
+            self._waiting_for = _IDLE
+            self._wakeup = None
+            if timer is not None:
+                timer.cancel()
+
+    async def _run(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
-            while not self._queue:
+            if not self._queue:
                 self._idle.set()
-                self._arrived.clear()
-                await self._arrived.wait()
-            deadline = self._queue[0].enqueued + self.max_wait_s
-            while self._rows_waiting < self.max_batch and not self._closed:
-                left = deadline - time.perf_counter()
-                if left <= 0:
-                    break
-                self._arrived.clear()
-                try:
-                    await asyncio.wait_for(self._arrived.wait(), left)
-                except asyncio.TimeoutError:
-                    break
+                await self._wait(_FOR_ANY)
+                continue
+            if self._rows_waiting < self.max_batch and not self._closed and not self._alone():
+                left = self._queue[0].enqueued + self.max_wait_s - time.perf_counter()
+                if left > 0:
+                    await self._wait(_FOR_FULL, left)
             batch = self._take()
             if not batch:
                 continue
             x = batch[0][1] if len(batch) == 1 else np.concatenate([rows for _, rows in batch])
+            estimate = self.compute_estimate_s
+            inline = estimate is not None and estimate < self.inline_below_s
             started = time.perf_counter()
             try:
-                out = await loop.run_in_executor(self._executor, self.compute, x)
+                if inline:
+                    out = self.compute(x)
+                else:
+                    out = await loop.run_in_executor(self._executor, self.compute, x)
             except Exception as e:  # the model failed: every request in this batch hears why, the loop goes on
                 for pending, _ in batch:
                     if not pending.future.done():
                         pending.future.set_exception(e)
                 continue
-            self._deliver(batch, out, started, time.perf_counter() - started)
+            took = time.perf_counter() - started
+            self.compute_estimate_s = took if estimate is None else estimate + ESTIMATE_WEIGHT * (took - estimate)
+            self._deliver(batch, out, started, took)
+            if inline:
+                self.inline_calls += 1
+                await asyncio.sleep(0)  # let the answered handlers reply, and new requests in, before the next batch
 
     def _take(self) -> list[tuple[_Pending, np.ndarray]]:
         """Up to ``max_batch`` rows from the head of the queue; a request that does not fit is split."""
         batch: list[tuple[_Pending, np.ndarray]] = []
         room = self.max_batch
-        while self._queue and room:
-            pending = self._queue[0]
+        queue = self._queue
+        while queue and room:
+            pending = queue[0]
             if pending.future.done():  # its handler went away (cancelled): compute nothing for nobody
-                self._queue.popleft()
-                self._rows_waiting -= len(pending.x) - pending.taken
+                queue.popleft()
+                self._rows_waiting -= pending.n - pending.taken
                 continue
-            k = min(room, len(pending.x) - pending.taken)
-            batch.append((pending, pending.x[pending.taken : pending.taken + k]))
+            k = pending.n - pending.taken
+            if k <= room and not pending.taken:
+                batch.append((pending, pending.x))  # the common case: the whole request fits
+            else:
+                k = min(room, k)
+                batch.append((pending, pending.x[pending.taken : pending.taken + k]))
             pending.taken += k
             room -= k
             self._rows_waiting -= k
-            if pending.taken == len(pending.x):
-                self._queue.popleft()
+            if pending.taken == pending.n:
+                queue.popleft()
         return batch
 
     def _deliver(self, batch: list[tuple[_Pending, np.ndarray]], out: np.ndarray, started: float, took: float) -> None:
@@ -216,16 +289,23 @@ class Batcher:
             return
         waits, start = [], 0
         for pending, part in batch:
-            pending.parts.append(out[start : start + len(part)])
-            start += len(part)
-            pending.compute_s += took
-            pending.batch_rows = max(pending.batch_rows, rows)
+            size = len(part)
             if pending.queue_s is None:
                 pending.queue_s = started - pending.enqueued
                 waits.append(pending.queue_s)
-            complete = pending.taken == len(pending.x) and sum(len(p) for p in pending.parts) == len(pending.x)
+            if size == pending.n:  # all its rows in this one call
+                if not pending.future.done():
+                    outputs = out[start : start + size]
+                    pending.future.set_result(Answer(outputs, pending.queue_s, took, rows, 1))
+                start += size
+                continue
+            pending.parts.append(out[start : start + size])
+            start += size
+            pending.compute_s += took
+            pending.batch_rows = max(pending.batch_rows, rows)
+            complete = pending.taken == pending.n and sum(len(p) for p in pending.parts) == pending.n
             if complete and not pending.future.done():
-                outputs = pending.parts[0] if len(pending.parts) == 1 else np.concatenate(pending.parts)
+                outputs = np.concatenate(pending.parts)
                 answer = Answer(outputs, pending.queue_s, pending.compute_s, pending.batch_rows, len(pending.parts))
                 pending.future.set_result(answer)
         if self.on_batch is not None:

@@ -82,6 +82,18 @@ class Metrics:
         self.drift_flag = _gauge("mlkit_drift_drifted", "1 when the largest |z| passes the threshold", reg)
         self.drift_z = _gauge("mlkit_drift_z", "Served mean minus training mean, in training std", reg, ("feature",))
         self._drift_refreshed = 0.0
+        self._request_children: dict[tuple[str, int], tuple] = {}  # (path, status) -> (counter, histogram)
+
+    def request(self, path: str, status: int, seconds: float) -> None:
+        """Count one answered HTTP request and its time (the labelled children are looked up once)."""
+        children = self._request_children.get((path, status))
+        if children is None:
+            children = self._request_children[path, status] = (
+                self.requests.labels(path, str(status)),
+                self.latency.labels(path),
+            )
+        children[0].inc()
+        children[1].observe(seconds)
 
     def batch(self, stats: BatchStats) -> None:
         """Record one model call (called from the batcher)."""

@@ -16,6 +16,7 @@ arithmetic (argmax over the probabilities, looked up in the labels).
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 from dataclasses import dataclass, field
@@ -68,11 +69,15 @@ class ServedModel:
             x = np.concatenate([x, np.zeros((self.batch_shape - n, x.shape[1]), np.float32)])
         return np.asarray(self.predictor.executable(self.batch_shape)(x))[:n]
 
+    @functools.cached_property
+    def label_array(self) -> np.ndarray:
+        """The labels, in label order, as one array (looked up by each answer's argmax)."""
+        return np.asarray(self.predictor.labels)
+
     def answer(self, outputs: np.ndarray) -> dict:
         """The JSON body for these outputs: labels and probabilities, or values."""
         if self.task == "classification":
-            labels = np.asarray(self.predictor.labels)[outputs.argmax(-1)]
-            return {"labels": labels.tolist(), "probabilities": outputs.tolist()}
+            return {"labels": self.label_array[outputs.argmax(-1)].tolist(), "probabilities": outputs.tolist()}
         return {"values": outputs[:, 0].tolist()}
 
     def describe(self) -> dict:

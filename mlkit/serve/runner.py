@@ -118,8 +118,9 @@ class _Uvicorn(uvicorn.Server):
 
 
 def _uvicorn(settings: Settings, model: ServedModel, workers: int, on_ready: Callable[[], None]) -> _Uvicorn:
+    app = create_app(settings, model, workers=workers)
     config = uvicorn.Config(
-        create_app(settings, model, workers=workers),
+        app,
         log_level=settings.log_level,
         access_log=settings.access_log,
         proxy_headers=False,  # the admin routes trust the real peer address, never a forwarded header
@@ -127,7 +128,9 @@ def _uvicorn(settings: Settings, model: ServedModel, workers: int, on_ready: Cal
         timeout_graceful_shutdown=math.ceil(settings.shutdown_timeout_s),
         lifespan="on",
     )
-    return _Uvicorn(config, on_ready)
+    server = _Uvicorn(config, on_ready)
+    app.state.mlkit.open_connections = lambda: len(server.server_state.connections)
+    return server
 
 
 def _serve_here(settings: Settings, sock: socket.socket) -> int:

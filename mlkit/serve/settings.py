@@ -23,7 +23,9 @@ class Settings:
 
     ``max_batch`` rows at most go to the model in one call (1 turns batching off);
     the oldest waiting request waits at most ``max_wait_ms`` for others to join its
-    batch (a wait for the batch to fill; a busy model can keep it waiting longer);
+    batch (a wait for the batch to fill; a busy model can keep it waiting longer;
+    it ends sooner once every open connection's request is already waiting, since
+    no other request can then arrive without a new connection);
     at most ``max_queue`` requests wait, after which a request is answered 503 at once.
     ``max_wait_ms=0`` batches only what piled up while the model was busy.
 

@@ -30,7 +30,7 @@ import mlkit
 from mlkit import bench
 from mlkit.data import Dataset
 from mlkit.models import split_params
-from mlkit.tools import inference_bench
+from mlkit.tools import inference_bench, serve_bench
 
 HIDDEN, LR, SEED = (256, 256), 1e-3, 0
 COMPILE_NOTE = (
@@ -395,7 +395,9 @@ def _ratio(name, value, target, met) -> dict:
     return {"ratio": name, "value": value, "target": target, "met": bool(met)}
 
 
-def ratios(train: list[dict], infer: list[dict], redraw: dict, sweep: Sequence[dict] = ()) -> list[dict]:
+def ratios(
+    train: list[dict], infer: list[dict], redraw: dict, sweep: Sequence[dict] = (), serving: dict | None = None
+) -> list[dict]:
     """The targets, each as (name, value, target, met); a ratio whose parts were not measured is NaN, not met."""
     t = {(r["method"], r["batch"]): r["steps/s"] for r in train}
     i = {(r["method"], r["batch"]): r for r in infer}
@@ -439,6 +441,7 @@ def ratios(train: list[dict], infer: list[dict], redraw: dict, sweep: Sequence[d
         ("eager nnx p50 / Predictor p50 (batch 1, this process)", p50("eager nnx model") / p50(pred), ">= 20"),
         ("Predictor rows/s / NumPy rows/s (batch 1024, this process)", rows_s(pred) / rows_s("NumPy by hand"), ">= 1"),
         ("learning-rate change to redrawn plot, seconds", redraw["seconds"], "< 2"),
+        *serve_bench.ratios(serving),
     ]
     return [_ratio(name, value, target, _meets(value, target)) for name, value, target in values]
 
@@ -535,13 +538,16 @@ def run(quick: bool = False, out: str = "results/bench.json", redraw: Redraw | N
         if rows:
             print(bench.table(rows, [c for c in rows[0] if c != "timed_seconds"]))
 
+    serving = serve_bench.serving_rows(trained, data, quick)
+    print("\n" + serve_bench.describe(serving))
+
     redrawn = interactivity(redraw, data, s["redraw_epochs"], s["redraw_repeats"])
     print(
         f"\nInteractivity: {redrawn['method']}, {redrawn['epochs']} epochs: {redrawn['seconds']:.2f} s "
         f"(median of {len(redrawn['all_seconds'])})"
     )
 
-    table = ratios(train, infer, redrawn, sweep)
+    table = ratios(train, infer, redrawn, sweep, serving)
     print("\nTargets\n" + bench.table([{**r, "met": "met" if r["met"] else "NOT met"} for r in table]))
     results = {
         "quick": quick,
@@ -554,6 +560,7 @@ def run(quick: bool = False, out: str = "results/bench.json", redraw: Redraw | N
         "inference": infer + peer_infer,
         "prediction_check": check,
         "interactivity": redrawn,
+        "serving": serving,
         "peers": found,
         "ratios": table,
         "total_seconds": time.perf_counter() - began,
