@@ -294,14 +294,6 @@ def interactivity(redraw: Redraw | None, data: Dataset, epochs: int, repeats: in
     return redraw(data, _model, config, [2e-3, 3e-3, 4e-3, 5e-3, 6e-3][: repeats + 1])
 
 
-def _installed(name: str) -> bool:
-    try:
-        __import__(name)
-        return True
-    except ImportError:
-        return False
-
-
 def _torch_rows(data, trained: mlkit.MLP, epochs: int, repeats: int) -> tuple[list[dict], list[dict]]:
     """PyTorch CPU peer: the same network, initial weights, batches and optimiser; then the trained weights."""
     import torch
@@ -369,12 +361,12 @@ def _peer_infer(name: str, predict: Callable, trained: mlkit.MLP, data, repeats:
 def peers(data, trained: mlkit.MLP, epochs: int, repeats: int) -> tuple[list[dict], list[dict], dict]:
     """Optional peers, run only if already installed: (training rows, inference rows, what was found)."""
     train, infer, found = [], [], {}
-    if _installed("torch"):
+    if serve_bench.installed("torch"):
         rows = _torch_rows(data, trained, epochs, repeats)
         train, infer, found["torch"] = rows[0], rows[1], "measured"
     else:
         found["torch"] = "not installed, skipped"
-    onnx = _installed("onnxruntime") and _installed("jax2onnx")
+    onnx = serve_bench.installed("onnxruntime") and serve_bench.installed("jax2onnx")
     found["onnxruntime"] = "measured on mlkit's .onnx artifact" if onnx else "onnxruntime or jax2onnx missing, skipped"
     return train, infer, found
 
@@ -513,7 +505,7 @@ def run(quick: bool = False, out: str = "results/bench.json", redraw: Redraw | N
         f"{len(data.val)} rows, shown apart)\n" + bench.table(sweep)
     )
 
-    onnx = _installed("onnxruntime") and _installed("jax2onnx")
+    onnx = serve_bench.installed("onnxruntime") and serve_bench.installed("jax2onnx")
     with tempfile.TemporaryDirectory(prefix="mlkit-bench-") as tmp:
         onnx_path = mlkit.save_predictor(mlkit.freeze(trained, data), Path(tmp) / "model.onnx") if onnx else None
         infer, check = inference_bench.inference_rows(trained, data, s["repeats_1"], s["repeats_big"], onnx_path)

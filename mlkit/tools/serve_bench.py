@@ -146,6 +146,7 @@ if __name__ == "__main__":
 
 
 def installed(name: str) -> bool:
+    """Whether ``name`` imports here (the optional peers are measured only then, never installed)."""
     try:
         __import__(name)
         return True
