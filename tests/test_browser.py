@@ -428,3 +428,19 @@ def test_errors_are_seen(page, lab):
     nbformat.write(notebook, lab.notebooks / "fails_on_purpose.ipynb")
     with pytest.raises(AssertionError, match=r"(?s)cell 2 shows an error: .*ZeroDivisionError.*cell 3 did not run"):
         run_all(page, lab, "fails_on_purpose.ipynb", Shots(page, "fails-on-purpose"))
+
+
+def test_serving_lab_answers_a_slider(page, lab):
+    """Lesson 13 as a learner meets it: Run All starts and stops its servers; a slider moved afterwards starts
+    one again and measures it."""
+    shots = Shots(page, "13")
+    run_all(page, lab, "13_serving.ipynb", shots)
+    serving = Dashboard(page, "Serving under load")
+    with shots.step("serving-lab"):
+        serving.show()
+    with shots.step("rate-moved"):
+        rate = serving.press("requests/s", "ArrowRight")  # the readout moves at once; the run starts on release
+        expect(serving.status).to_contain_text(f"{rate} requests/s,", timeout=TRAIN_TIMEOUT * 1000)
+        assert "error" not in serving.status.inner_text(), serving.status.inner_text()
+        serving.show()
+    assert not page.evaluate(PROBLEMS)
