@@ -213,7 +213,7 @@ async def run_async(
     try:
         if rows is None:
             rows = await _default_rows(sender, seed)
-        bodies = [sender.encode(body) for body in _bodies(np.asarray(rows, np.float32), rows_per_request)]
+        bodies = _bodies(np.asarray(rows, np.float32), rows_per_request)
         record = _Record()
         started, cpu = time.perf_counter(), time.process_time()
         if rate is not None:
@@ -307,10 +307,7 @@ class AiohttpClient:
             trust_env=False,
         )
 
-    def encode(self, body: bytes) -> bytes:
-        return body
-
-    async def send(self, data: bytes, keep_body: bool = False) -> Reply:
+    async def send(self, data: bytes) -> Reply:
         return await self._request("POST", self.url, data)
 
     async def get_json(self, path: str) -> Any:
@@ -418,7 +415,7 @@ async def _closed_loop(
 
 async def _default_rows(client: AiohttpClient, seed: int) -> np.ndarray:
     """Random rows around the training mean (± the training scale) that the server's /metadata reports."""
-    meta = await client.get_json(_metadata_path(client))
+    meta = await client.get_json("/metadata")
     rng = np.random.default_rng(seed)
     pre = meta.get("preprocessor")
     n = int(meta["num_features"])
@@ -447,10 +444,6 @@ def _server_timing(header: str) -> dict[str, float]:
                 with contextlib.suppress(ValueError):
                     found[name] = float(value)
     return found
-
-
-def _metadata_path(client: AiohttpClient) -> str:
-    return "/metadata"
 
 
 def _check_url(url: str) -> str:
