@@ -25,13 +25,18 @@ from mlkit.models import eval_view, split_params
 from mlkit.train import parallel
 from mlkit.train.compiled import compiled
 from mlkit.train.config import TrainConfig, make_optimizer
-from mlkit.train.steps import eval_epoch, train_epoch
+from mlkit.train.steps import EXPLOSION_FACTOR, eval_epoch, explosion_limit, train_epoch
 
 
 @dataclass
 class History:
     """What happened, epoch by epoch. ``status`` is one of "completed", "early_stopped",
-    "stopped" (a callback asked), "diverged" or "interrupted" (Ctrl-C)."""
+    "stopped" (a callback asked), "diverged" or "interrupted" (Ctrl-C).
+
+    "diverged": a loss became NaN or infinite, or the training loss exceeded ten times its
+    starting level (the larger of the chance-level loss and the untrained model's loss; see
+    ``mlkit.train.steps.explosion_limit``). The model then keeps the last epoch before that.
+    """
 
     train_loss: list[float] = field(default_factory=list)
     train_acc: list[float] = field(default_factory=list)
@@ -95,6 +100,7 @@ def fit(
         )
         eval_fn, seconds_eval = compiled(eval_epoch, (eval_graphdef, task, min(len(vy), 512)), *state[:2], vx, vy)
     history.compile_time = seconds + seconds_eval
+    limit = explosion_limit(data, float(eval_fn(state[0], state[1], vx, vy)[0]))
     best = (math.inf, state)
     bar = tqdm(total=config.epochs, disable=not config.progress, desc="training", unit="epoch", leave=False)
     try:
@@ -106,13 +112,9 @@ def fit(
             val_loss, val_acc = eval_fn(new_state[0], new_state[1], vx, vy)
             loss, acc, val_loss, val_acc = (float(v) for v in (loss, acc, val_loss, val_acc))
             elapsed = time.perf_counter() - start
-            if not (math.isfinite(loss) and math.isfinite(val_loss)):
+            if not (math.isfinite(loss) and math.isfinite(val_loss)) or loss > limit:
                 history.status = "diverged"
-                history.message = (
-                    f"Training diverged in epoch {epoch + 1}: the loss became {loss}. The model keeps "
-                    f"the parameters of epoch {epoch}. Try a lower learning rate than "
-                    f"{config.learning_rate:g}, e.g. {config.learning_rate / 10:g}."
-                )
+                history.message = _diverged_message(epoch, loss, val_loss, limit, config)
                 break
             state = new_state
             _record(history, loss, acc, val_loss, val_acc, elapsed, task)
@@ -147,6 +149,23 @@ def fit(
     return history
 
 
+def _diverged_message(epoch: int, loss: float, val_loss: float, limit: float, config: TrainConfig) -> str:
+    if not math.isfinite(loss) or not math.isfinite(val_loss):
+        what = f"the {'training' if not math.isfinite(loss) else 'validation'} loss became " + str(
+            loss if not math.isfinite(loss) else val_loss
+        )
+    else:
+        what = (
+            f"the training loss reached {loss:.4g}, more than {EXPLOSION_FACTOR:g}x its starting level "
+            f"({limit / EXPLOSION_FACTOR:.4g})"
+        )
+    kept = f"the parameters of epoch {epoch}" if epoch else "the parameters it had before this fit"
+    return (
+        f"Training diverged in epoch {epoch + 1}: {what}. The model keeps {kept}. "
+        f"Try a lower learning rate than {config.learning_rate:g}, e.g. {config.learning_rate / 10:g}."
+    )
+
+
 def _epoch_keys(seed: int, epochs: int) -> list[jax.Array]:
     """``jax.random.split(jax.random.key(seed), epochs)`` as one key per epoch, made before the clock starts:
     indexing the split array inside the loop would cost every epoch a dispatch (~70 us on a 2-core CPU)."""
@@ -174,12 +193,13 @@ def _check_inputs(model: nnx.Module, data: Dataset, config: TrainConfig) -> None
     if len(data.val) == 0:
         raise ValueError("The validation split is empty; load the data with val_fraction > 0.")
     for name, split in (("train", data.train), ("val", data.val)):
-        bad = int(np.sum(~np.isfinite(split.x)))
-        if bad:
-            raise ValueError(
-                f"The {name} split holds {bad} NaN or infinite feature values; "
-                f"clean or drop those rows before training."
-            )
+        for what, values in (("feature", split.x), ("target", split.y)):
+            bad = int(np.sum(~np.isfinite(values)))
+            if bad:
+                raise ValueError(
+                    f"The {name} split holds {bad} NaN or infinite {what} values; "
+                    f"clean or drop those rows before training."
+                )
     try:
         view = eval_view(model)
         out = jax.eval_shape(lambda xb: view(xb), jnp.asarray(data.train.x[:2]))

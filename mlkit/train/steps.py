@@ -14,7 +14,7 @@ import numpy as np
 import optax
 from flax import nnx
 
-from mlkit.data import Split
+from mlkit.data import Dataset, Split
 from mlkit.models import eval_view, split_params
 from mlkit.train import parallel
 from mlkit.train.compiled import compiled
@@ -26,6 +26,26 @@ def per_example_loss(outputs: jax.Array, y: jax.Array, task: str) -> tuple[jax.A
     if task == "classification":
         return optax.softmax_cross_entropy_with_integer_labels(outputs, y), outputs.argmax(-1) == y
     return (outputs[:, 0] - y) ** 2, jnp.zeros(y.shape, bool)
+
+
+EXPLOSION_FACTOR = 10.0
+
+
+def explosion_limit(data: Dataset, untrained_loss: float) -> float:
+    """The training loss above which a run counts as diverged (exploded, not only NaN).
+
+    The start level is the larger of the chance-level loss (cross-entropy of a uniform guess, ln K,
+    or the mean squared error of always predicting the training mean) and the loss of the untrained
+    model; a run diverges when its training loss exceeds ``EXPLOSION_FACTOR`` times that. Learning
+    only lowers the loss, so ten times the start is never reached by a run that learns, while a step
+    that is too large for the curvature grows it by orders of magnitude within an epoch.
+    """
+    if data.task == "classification":
+        chance = math.log(max(data.num_classes, 2))
+    else:
+        chance = float(np.var(np.asarray(data.train.y, np.float64)))
+    start = max(chance, untrained_loss) if math.isfinite(untrained_loss) else chance
+    return EXPLOSION_FACTOR * max(start, 1e-12)
 
 
 def _loss_fn(graphdef, task, params, rest, x, y):

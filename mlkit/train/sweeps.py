@@ -23,27 +23,36 @@ from mlkit.data import Dataset
 from mlkit.models import eval_view, split_params
 from mlkit.train.compiled import compiled
 from mlkit.train.config import TrainConfig, make_optimizer
-from mlkit.train.steps import eval_epoch, train_epoch
+from mlkit.train.steps import eval_epoch, explosion_limit, train_epoch
 
 
 @dataclass
 class SweepResult:
-    """Per-run curves, shape (runs, epochs); run ``i`` used ``learning_rates[i]`` and ``seeds[i]``."""
+    """Per-run curves, shape (runs, epochs); run ``i`` used ``learning_rates[i]`` and ``seeds[i]``.
+
+    Unlike ``fit``, a sweep does not stop a run that diverges: its later curve values and its
+    weights are whatever the blown-up updates left, so read ``status`` before using them."""
 
     learning_rates: np.ndarray
     seeds: np.ndarray
     train_loss: np.ndarray
     val_loss: np.ndarray
     val_acc: np.ndarray
+    status: np.ndarray  # (runs,) "completed" or "diverged" (the rule of ``fit``; see ``History``)
     seconds: float  # steady-state training and validation time, all runs together
     compile_time: float
     _graphdef: Any = field(repr=False, default=None)  # nnx.GraphDef of the model
     _states: tuple = field(repr=False, default=())
 
     def best(self) -> int:
-        """Index of the run with the lowest final validation loss (diverged runs never win)."""
-        final = np.where(np.isfinite(self.val_loss[:, -1]), self.val_loss[:, -1], np.inf)
-        return int(final.argmin())
+        """Index of the run with the lowest final validation loss among the runs that did not diverge."""
+        ok = self.status != "diverged"
+        if not ok.any():
+            raise ValueError(
+                f"Every run diverged (learning rates {self.learning_rates.min():g} to "
+                f"{self.learning_rates.max():g}); sweep lower learning rates."
+            )
+        return int(np.where(ok, self.val_loss[:, -1], np.inf).argmin())
 
     def model(self, run: int) -> nnx.Module:
         """The trained model of one run, in inference mode."""
@@ -92,6 +101,7 @@ def sweep(
         eval_fn, compile_eval = compiled(
             sweep_eval, (eval_graphdef, data.task, min(len(vy), 512)), state[0], state[1], vx, vy
         )
+    untrained = np.asarray(eval_fn(state[0], state[1], vx, vy)[0])
     curves = []
     start = time.perf_counter()
     for epoch in range(config.epochs):
@@ -99,12 +109,15 @@ def sweep(
         curves.append((loss, *eval_fn(state[0], state[1], vx, vy)))
     train_loss, val_loss, val_acc = (np.stack([np.asarray(c[i]) for c in curves], axis=1) for i in range(3))
     seconds = time.perf_counter() - start
+    limits = np.array([explosion_limit(data, float(u)) for u in untrained])[:, None]
+    exploded = ~np.isfinite(train_loss) | ~np.isfinite(val_loss) | (train_loss > limits)
     return SweepResult(
         np.array([r[0] for r in runs]),
         np.array([r[1] for r in runs]),
         train_loss,
         val_loss,
         val_acc,
+        np.where(exploded.any(axis=1), "diverged", "completed"),
         seconds,
         compile_train + compile_eval,
         graphdef,

@@ -1,0 +1,100 @@
+"""A run whose loss explodes is a diverged run, not a finished one; runs that learn are never flagged."""
+
+import re
+
+import numpy as np
+import pytest
+
+import mlkit
+from mlkit.lessons import training
+
+OPTIMIZERS = ("adam", "sgd", "momentum")
+EXPLODING = (1e2, 1e4, 1e8)
+
+
+@pytest.fixture(scope="module")
+def curve():
+    return mlkit.load_dataset("regression_curve", n=200, seed=0)
+
+
+def mlp(data, seed=0, hidden=(32,)):
+    return mlkit.MLP(data.num_features, hidden, data.num_classes, seed=seed)
+
+
+@pytest.mark.parametrize("optimizer", OPTIMIZERS)
+@pytest.mark.parametrize("lr", EXPLODING)
+def test_too_large_a_learning_rate_is_flagged_on_digits(digits, optimizer, lr):
+    history = mlkit.fit(
+        mlp(digits), digits, mlkit.TrainConfig(epochs=3, optimizer=optimizer, learning_rate=lr, progress=False)
+    )
+    assert history.status == "diverged", history
+    assert "lower learning rate" in history.message
+
+
+@pytest.mark.parametrize("optimizer", OPTIMIZERS)
+@pytest.mark.parametrize("lr", EXPLODING)
+def test_too_large_a_learning_rate_is_flagged_on_regression(curve, optimizer, lr):
+    config = mlkit.TrainConfig(epochs=3, batch_size=16, optimizer=optimizer, learning_rate=lr, progress=False)
+    assert mlkit.fit(mlp(curve), curve, config).status == "diverged"
+
+
+def test_an_explosion_that_stays_finite_is_named_with_its_starting_level(digits):
+    history = mlkit.fit(mlp(digits), digits, mlkit.TrainConfig(epochs=3, learning_rate=1e2, progress=False))
+    assert history.epochs == 0
+    assert re.search(r"loss reached [\d.e+]+, more than 10x its starting level \(2\.\d+\)", history.message)
+    assert "parameters it had before this fit" in history.message
+
+
+def test_explosion_limit_starts_from_chance_or_the_untrained_loss(digits, curve):
+    from mlkit.train.steps import explosion_limit
+
+    assert explosion_limit(digits, 0.1) == pytest.approx(10 * np.log(10))
+    assert explosion_limit(digits, 50.0) == 500.0  # a model that starts far above chance
+    assert explosion_limit(curve, 0.0) == pytest.approx(10 * np.var(curve.train.y.astype(np.float64)), rel=1e-6)
+
+
+@pytest.mark.parametrize(
+    "name, build",
+    [
+        ("playground", lambda seed, digits: training.playground(seed=seed)),
+        ("digits_lab", lambda seed, digits: training.digits_lab(digits, seed=seed)),
+        ("overfitting_lab", lambda seed, digits: training.overfitting_lab(digits, seed=seed)),
+        ("capacity_lab", lambda seed, digits: training.capacity_lab(seed=seed)),
+    ],
+)
+def test_lesson_dashboards_at_their_defaults_are_never_flagged(digits, name, build):
+    for seed in (0, 1, 2):
+        history = build(seed, digits).train()
+        assert history is not None and history.status == "completed", (name, seed, history.message)
+
+
+@pytest.mark.parametrize(
+    "optimizer, lr, batch_size, epochs",
+    [("adam", 1e-3, 32, 30), ("sgd", 0.1, 16, 20), ("sgd", 1e-2, 32, 10), ("momentum", 1e-2, 32, 10), ("adam", 1e-1, 32, 10)],
+)
+def test_notebook_settings_that_learn_are_never_flagged(digits, optimizer, lr, batch_size, epochs):
+    config = mlkit.TrainConfig(epochs=epochs, batch_size=batch_size, optimizer=optimizer, learning_rate=lr)
+    for seed in (0, 1, 2):
+        history = mlkit.fit(mlp(digits, seed, (256, 256)), digits, config.replace(seed=seed, progress=False))
+        assert history.status == "completed", (optimizer, lr, seed, history.message)
+
+
+def test_sweep_marks_each_run_and_best_skips_the_diverged(digits):
+    config = mlkit.TrainConfig(epochs=3, progress=False)
+    result = mlkit.sweep(lambda seed: mlp(digits, seed), digits, config, learning_rates=[1e-3, 1e2])
+    assert list(result.status) == ["completed", "diverged"]
+    assert result.best() == 0
+    # Even when the diverged run's final validation loss is lower, it never wins.
+    result.val_loss[1, -1] = -1.0
+    assert result.best() == 0
+    result.status[:] = "diverged"
+    with pytest.raises(ValueError, match="Every run diverged.*sweep lower learning rates"):
+        result.best()
+
+
+def test_nan_targets_are_refused_before_compiling(curve):
+    y = curve.train.y.copy()
+    y[3] = np.nan
+    bad = mlkit.data.dataset.dataclasses.replace(curve, train=mlkit.data.Split(curve.train.raw_x, curve.train.x, y))
+    with pytest.raises(ValueError, match="train split holds 1 NaN or infinite target"):
+        mlkit.fit(mlp(curve), bad, mlkit.TrainConfig(epochs=1, batch_size=16, progress=False))
