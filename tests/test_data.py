@@ -92,7 +92,7 @@ def test_own_csv_without_header_uses_last_column(tmp_path):
     "text, message",
     [
         ("a,b,label\n1,2,0\n3,4\n", "line 3: 2 fields, expected 3"),
-        ("a,b,label\n1,x,0\n3,4,1\n", "line 2: 'x' is not a number"),
+        ("a,b,label\n1,x,0\n3,4,1\n", r"line 2, column 2 \('b'\): 'x' is not a number"),
         ("", "is empty"),
         ("a,b,label\n1,,0\n", "'' is not a number"),
     ],
@@ -121,7 +121,7 @@ def test_own_npz_and_foreign_npz(tmp_path):
         mlkit.load_dataset(wrong_keys)
     pickled = tmp_path / "pickled.npz"
     np.savez(pickled, x=np.array([{"a": 1}], dtype=object), y=np.zeros(1))
-    with pytest.raises(ValueError, match=r"not a readable \.npz"):
+    with pytest.raises(ValueError, match=r"pickled\.npz: x has dtype object: it holds Python objects"):
         mlkit.load_dataset(pickled)
     garbage = tmp_path / "garbage.npz"
     garbage.write_bytes(b"this is not a zip file")
@@ -160,3 +160,41 @@ def test_scale_floor_only_for_pixels():
     assert table.preprocessor.floor == 0 and table.preprocessor.scale[1] < 1
     images = mlkit.make_dataset(x, np.arange(50) % 2, image_shape=(1, 2))
     assert images.preprocessor.scale[1] == pytest.approx(0.1 * images.preprocessor.scale[0])
+
+
+def test_one_class_is_refused():
+    with pytest.raises(ValueError, match=r"Data set 'arrays' holds one class \('a'\); a classifier needs .* two"):
+        mlkit.make_dataset(np.zeros((30, 2)), np.array(["a"] * 30))
+
+
+def test_classes_missing_from_a_split_are_named():
+    y = np.array([0] * 40 + [1] * 40 + [2] * 2)
+    with pytest.raises(
+        ValueError, match=r"1 of 3 classes are too small .*: 2 \(2 examples\)\. .* at least 4 examples\. Use a larger"
+    ):
+        mlkit.make_dataset(np.zeros((82, 2)), y)
+    assert len(mlkit.make_dataset(np.zeros((82, 2)), y, val_fraction=0, test_fraction=0.4).test) == 33
+    with pytest.raises(ValueError, match=r"10000 of 10000 classes .*: 0 \(1 example\), .* and 9995 more"):
+        mlkit.make_dataset(np.zeros((10_000, 2)), np.arange(10_000))
+    with pytest.raises(ValueError, match=r"has 3 examples, too few .* it needs at least 4"):
+        mlkit.make_dataset(np.zeros((3, 2)), np.array([0.5, 1.5, 2.25]))
+
+
+def test_nan_target_is_refused_not_a_regression_or_a_class():
+    y = np.linspace(0, 1, 50)
+    y[7] = np.nan
+    with pytest.raises(ValueError, match=r"y\[7\] = nan is NaN or infinite"):
+        mlkit.make_dataset(np.zeros((50, 2)), y)
+
+
+@pytest.mark.parametrize(
+    "x, y, message",
+    [
+        (np.zeros((30, 2)), np.zeros((30, 3)), r"y has shape \(30, 3\); .*y\.argmax\(1\)"),
+        (np.ones((30, 2)) * 1j, np.arange(30) % 2, "x has dtype complex128"),
+        (np.zeros((30, 2)), np.arange(29) % 2, "x has 30 rows but y has 29"),
+    ],
+)
+def test_arrays_that_cannot_be_a_data_set(x, y, message):
+    with pytest.raises(ValueError, match=message):
+        mlkit.make_dataset(x, y)

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from mlkit.data import toys
-from mlkit.data.files import read_table
+from mlkit.data.files import check_labels, check_layout, read_table
 from mlkit.data.preprocess import Preprocessor
 from mlkit.data.shipped import SHIPPED, read_shipped
 
@@ -65,6 +65,7 @@ def load_dataset(
     test_fraction: float = 0.2,
     preprocess: str = "standardize",
     label: str | int | None = None,
+    max_bytes: int | None = None,
     **generator_options,
 ) -> Dataset:
     """Load a shipped set (``"digits"``, ``"mnist5k"``), a generated one
@@ -72,18 +73,25 @@ def load_dataset(
     ``"regression_curve"``; options such as ``n=`` and ``noise=`` pass through),
     or your own ``.csv`` / ``.npz`` file, and split it.
 
-    For a CSV file the label is the column named (or numbered) by ``label``, else
-    the last column. An NPZ file holds arrays ``x`` and ``y``.
+    For a CSV file the label is the column named (or numbered from 0) by ``label``,
+    else the last column; a column of numbers with a fraction in any row is a
+    regression target, other labels (whole numbers, text) are classes. An NPZ file
+    holds arrays ``x`` and ``y``. A file larger than ``max_bytes`` (default
+    ``mlkit.data.files.MAX_BYTES``, 1 GiB, or the environment variable
+    ``MLKIT_MAX_DATA_BYTES``) is refused before it is read.
     """
     name = str(source)
     image_shape = None
+    is_file = Path(name).suffix.lower() in (".csv", ".npz")
+    if not is_file and (label is not None or max_bytes is not None):
+        raise ValueError(f"label= and max_bytes= apply to your own .csv or .npz file, not to {name!r}.")
     if name in SHIPPED:
         x, y = read_shipped(name)
         image_shape = SHIPPED[name][2]
     elif name in toys.GENERATORS:
         x, y = toys.GENERATORS[name](seed=seed, **generator_options)
-    elif Path(name).suffix.lower() in (".csv", ".npz"):
-        x, y = read_table(Path(name), label)
+    elif is_file:
+        x, y = read_table(Path(name), label, max_bytes=max_bytes)
         name = Path(name).stem
     else:
         known = sorted([*SHIPPED, *toys.GENERATORS])
@@ -116,11 +124,12 @@ def make_dataset(
     """Split arrays into train / val / test (stratified by class) and fit pre-processing on train.
 
     Integer or string ``y`` makes a classification set; non-integer floats a regression set.
+    Every class (for regression, the whole set) must have an example in every split.
     """
-    x = np.asarray(x, np.float32).reshape(len(x), -1)
-    y = np.asarray(y)
-    if len(x) != len(y):
-        raise ValueError(f"x has {len(x)} rows but y has {len(y)}; they must match.")
+    x, y = np.asarray(x), np.asarray(y)
+    check_layout(x.shape, x.dtype, y.shape, y.dtype, f"data set {name!r}")
+    check_labels(y, f"data set {name!r}")
+    x = x.astype(np.float32, copy=False).reshape(len(x), -1)
     if not 0 <= val_fraction < 1 or not 0 < test_fraction < 1 or val_fraction + test_fraction >= 1:
         raise ValueError(
             f"Need 0 <= val_fraction, 0 < test_fraction and a sum below 1; got {val_fraction} and {test_fraction}."
@@ -132,6 +141,13 @@ def make_dataset(
         classes, ids = np.unique(y, return_inverse=True)
         labels = tuple(c.item() for c in classes)
         targets = ids.astype(np.int32)
+        if len(labels) < 2:
+            raise ValueError(
+                f"Data set {name!r} holds one class ({classes[0].item()!r}); a classifier needs examples of at least "
+                f"two. Check the labels (for a CSV file, that label= names the label column)."
+            )
+    counts = np.bincount(targets) if task == "classification" else [len(y)]
+    _check_split_sizes(name, labels, counts, val_fraction, test_fraction)
     parts = _split_indices(targets if task == "classification" else None, len(y), val_fraction, test_fraction, seed)
     preprocessor = Preprocessor.fit(x[parts[0]], preprocess, floor=0.1 if image_shape else 0.0)
     train, val, test = (Split(x[i], preprocessor(x[i]).astype(np.float32), targets[i]) for i in parts)
@@ -192,13 +208,47 @@ def _split_indices(classes, n, val_fraction, test_fraction, seed):
     parts: tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray]] = ([], [], [])
     for group in groups:
         group = rng.permutation(group)
-        n_test = round(len(group) * test_fraction)
-        n_val = round(len(group) * val_fraction)
+        _, n_val, n_test = _split_sizes(len(group), val_fraction, test_fraction)
         for part, chunk in zip(
             parts, (group[n_test + n_val :], group[n_test : n_test + n_val], group[:n_test]), strict=True
         ):
             part.append(chunk)
     return tuple(rng.permutation(np.concatenate(p)) for p in parts)
+
+
+def _split_sizes(n: int, val_fraction: float, test_fraction: float) -> tuple[int, int, int]:
+    """Train, validation and test counts for a group (a class, or the whole set) of ``n`` examples."""
+    n_test, n_val = round(n * test_fraction), round(n * val_fraction)
+    return n - n_test - n_val, n_val, n_test
+
+
+def _check_split_sizes(name: str, labels: tuple, counts, val_fraction: float, test_fraction: float) -> None:
+    """Refuse sizes that would leave a split without some class (or, for regression, empty)."""
+
+    def covered(n: int) -> bool:
+        n_train, n_val, n_test = _split_sizes(n, val_fraction, test_fraction)
+        return n_train > 0 and n_test > 0 and (n_val > 0 or val_fraction == 0)
+
+    short = [i for i, n in enumerate(counts) if not covered(n)]
+    if not short:
+        return
+    need = max(int(0.5 / test_fraction), int(0.5 / val_fraction) if val_fraction else 0)
+    while not covered(need):
+        need += 1
+    splits = "training, validation and test" if val_fraction else "training and test"
+    fractions = f"val_fraction={val_fraction} and test_fraction={test_fraction}"
+    if not labels:
+        raise ValueError(
+            f"Data set {name!r} has {counts[0]} examples, too few for {splits} splits with {fractions}: "
+            f"it needs at least {need}. Use a larger data set."
+        )
+    shown = ", ".join(f"{labels[i]!r} ({counts[i]} example{'' if counts[i] == 1 else 's'})" for i in short[:5])
+    more = f" and {len(short) - 5} more" if len(short) > 5 else ""
+    raise ValueError(
+        f"Data set {name!r}: {len(short)} of {len(labels)} classes are too small to have an example in each of "
+        f"the {splits} splits: {shown}{more}. With {fractions} a class needs at least {need} examples. "
+        f"Use a larger file, or fewer classes (merge or drop the rare ones)."
+    )
 
 
 def batches(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int = 0) -> Iterator[tuple[np.ndarray, np.ndarray]]:
