@@ -8,6 +8,7 @@ inference code never care which model they hold.
 from __future__ import annotations
 
 import itertools
+import numbers
 from collections.abc import Sequence
 
 import jax
@@ -56,6 +57,9 @@ class MLP(nnx.Module):
         seed: int = 0,
     ):
         _check(dropout, activation)
+        hidden = tuple(hidden)
+        if not all(isinstance(w, numbers.Integral) and not isinstance(w, bool) and w >= 1 for w in hidden):
+            raise ValueError(f"Hidden layer widths must be positive integers, got {hidden}; e.g. hidden=(256, 256).")
         rngs = nnx.Rngs(seed)
         sizes = [num_features, *hidden]
         self.activation = activation

@@ -70,7 +70,13 @@ def test_lesson_dashboards_at_their_defaults_are_never_flagged(digits, name, bui
 
 @pytest.mark.parametrize(
     "optimizer, lr, batch_size, epochs",
-    [("adam", 1e-3, 32, 30), ("sgd", 0.1, 16, 20), ("sgd", 1e-2, 32, 10), ("momentum", 1e-2, 32, 10), ("adam", 1e-1, 32, 10)],
+    [
+        ("adam", 1e-3, 32, 30),
+        ("sgd", 0.1, 16, 20),
+        ("sgd", 1e-2, 32, 10),
+        ("momentum", 1e-2, 32, 10),
+        ("adam", 1e-1, 32, 10),
+    ],
 )
 def test_notebook_settings_that_learn_are_never_flagged(digits, optimizer, lr, batch_size, epochs):
     config = mlkit.TrainConfig(epochs=epochs, batch_size=batch_size, optimizer=optimizer, learning_rate=lr)
@@ -88,7 +94,7 @@ def test_sweep_marks_each_run_and_best_skips_the_diverged(digits):
     result.val_loss[1, -1] = -1.0
     assert result.best() == 0
     result.status[:] = "diverged"
-    with pytest.raises(ValueError, match="Every run diverged.*sweep lower learning rates"):
+    with pytest.raises(ValueError, match=r"Every run diverged.*sweep lower learning rates"):
         result.best()
 
 

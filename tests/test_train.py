@@ -252,3 +252,20 @@ def test_regression_fits_the_curve():
     assert history.val_loss[-1] < 0.05 < history.val_loss[0] and np.isnan(history.val_acc[-1])
     predictor = mlkit.freeze(model, data)
     assert predictor.predict(data.test.raw_x).shape == (len(data.test),)
+
+
+def test_the_executable_cache_is_bounded_and_drops_jax_caches_with_it(digits, monkeypatch):
+    from mlkit.train import compiled
+
+    cleared = []
+    real_clear = jax.clear_caches
+    monkeypatch.setattr(compiled, "MAX_EXECUTABLES", 6)
+    monkeypatch.setattr(compiled.jax, "clear_caches", lambda: cleared.append(1) or real_clear())
+    first = mlkit.fit(small_model(digits), digits, mlkit.TrainConfig(**QUICK))
+    for width in range(5, 15):  # new shapes, two executables each (train and validate)
+        mlkit.fit(mlkit.MLP(64, (width,), 10), digits, mlkit.TrainConfig(**QUICK))
+        assert len(compiled._EXECUTABLES) <= 6
+    assert cleared  # JAX's tracing caches went with the evicted programs
+    before = stats["compiles"]
+    again = mlkit.fit(small_model(digits), digits, mlkit.TrainConfig(**QUICK))  # evicted long ago: compiles again
+    assert stats["compiles"] > before and again.val_loss == first.val_loss

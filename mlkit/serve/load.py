@@ -415,7 +415,13 @@ async def _closed_loop(
 
 async def _default_rows(client: AiohttpClient, seed: int) -> np.ndarray:
     """Random rows around the training mean (± the training scale) that the server's /metadata reports."""
-    meta = await client.get_json("/metadata")
+    try:
+        meta = await client.get_json("/metadata")
+    except Failed as e:
+        raise ConnectionError(
+            f"No mlkit server answered GET {client.url.removesuffix('/predict')}/metadata ({e}); "
+            f"start one with `python -m mlkit serve DIR`, or pass the rows to send."
+        ) from e
     rng = np.random.default_rng(seed)
     pre = meta.get("preprocessor")
     n = int(meta["num_features"])
