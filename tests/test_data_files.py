@@ -175,3 +175,14 @@ def test_file_options_are_refused_for_other_sources():
 def test_label_option_is_refused_for_npz(tmp_path):
     with pytest.raises(ValueError, match=r"label= picks a CSV column; .*t\.npz is an NPZ file.*array 'y'"):
         mlkit.load_dataset(npz(tmp_path, x=np.ones((30, 2)), y=np.arange(30) % 2), label="kind")
+
+
+def test_a_quoted_label_spanning_lines_stays_whole_across_chunks(tmp_path, monkeypatch):
+    rows = [f'{i},{i * 2},"kind\n{i % 2}"' for i in range(40)]
+    path = write(tmp_path, "a,b,label\n" + "\n".join(rows) + "\n")
+    whole = files.read_table(path)
+    monkeypatch.setattr(files, "_CHUNK", 7)  # every chunk would end inside a quoted field
+    chunked = files.read_table(path)
+    assert whole[0].shape == (40, 2) and set(whole[1]) == {"kind\n0", "kind\n1"}
+    np.testing.assert_array_equal(whole[0], chunked[0])
+    np.testing.assert_array_equal(whole[1], chunked[1])

@@ -135,7 +135,11 @@ def _read_csv(path: Path, label: str | int | None) -> tuple[np.ndarray, np.ndarr
 
 
 def _chunk(f: io.TextIOBase) -> str:
-    return f.read(_CHUNK) + f.readline()  # whole lines only
+    """The next ~``_CHUNK`` characters, extended to whole lines and to whole quoted fields (which may span lines)."""
+    text = f.read(_CHUNK) + f.readline()
+    while text.count('"') % 2 and (more := f.readline()):
+        text += more
+    return text
 
 
 def _layout(
