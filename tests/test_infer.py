@@ -109,3 +109,20 @@ def test_threads_on_a_cold_predictor_compile_each_bucket_once(trained, digits):
         t.join(timeout=120)
     assert not errors
     assert predictor.compiles == 6  # buckets 1, 4, 16, 64, 256 and 1024 (for 300 rows): once each, not per thread
+
+
+@pytest.mark.parametrize("value", [3e38, -3e38])
+def test_inputs_that_overflow_give_an_error_naming_the_rows_not_nan(predictor, digits, value):
+    x = digits.test.raw_x[:6].copy()
+    x[[1, 4]] = value  # every pixel
+    for answer in (predictor.predict, predictor.predict_proba):
+        with pytest.raises(ValueError, match=r"Rows \[1, 4\] gave NaN or infinite outputs.*largest magnitude 3e\+38"):
+            answer(x)
+    np.testing.assert_array_equal(predictor.predict(x[[0, 2, 3, 5]]), predictor.predict(digits.test.raw_x[[0, 2, 3, 5]]))
+
+
+def test_masked_arrays_are_refused_rather_than_their_masks_ignored(predictor, digits):
+    x = np.ma.masked_array(digits.test.raw_x[:3], mask=digits.test.raw_x[:3] > 10)
+    with pytest.raises(ValueError, match=r"masked array's mask would be ignored.*x\.filled\(value\)"):
+        predictor.predict(x)
+    assert predictor.predict(x.filled(0)).shape == (3,)

@@ -92,6 +92,11 @@ class Predictor:
 
         The checks are on every call, so they are kept to a few NumPy operations (about 1 µs for one row).
         """
+        if isinstance(x, np.ma.MaskedArray):
+            raise ValueError(
+                "Expected a plain array; a masked array's mask would be ignored. Fill the masked values "
+                "(x.filled(value)) or drop those rows (x[~x.mask.any(axis=1)].data) first."
+            )
         x = np.asarray(x)
         if x.dtype != np.float32:
             if x.dtype.kind not in "iuf":
@@ -120,11 +125,25 @@ class Predictor:
         x = self.validate(x)
         run = self._executables.get(len(x))
         if run is not None:  # a batch that fills a compiled bucket exactly: no padding, no slicing
-            return np.asarray(run(x))
-        largest = self.buckets[-1]
-        if len(x) <= largest:
-            return self._run_bucketed(x)
-        return np.concatenate([self._run_bucketed(x[i : i + largest]) for i in range(0, len(x), largest)])
+            out = np.asarray(run(x))
+        elif len(x) <= self.buckets[-1]:
+            out = self._run_bucketed(x)
+        else:
+            largest = self.buckets[-1]
+            out = np.concatenate([self._run_bucketed(x[i : i + largest]) for i in range(0, len(x), largest)])
+        return self.checked(out, x)
+
+    @staticmethod
+    def checked(out: np.ndarray, x: np.ndarray) -> np.ndarray:
+        """``out`` if every answer is finite; else a ValueError naming the rows of ``x`` whose answers are not."""
+        if not np.isfinite(out).all():
+            rows = np.flatnonzero(~np.isfinite(out).all(axis=1))
+            raise ValueError(
+                f"Rows {rows[:10].tolist()} gave NaN or infinite outputs: their inputs (largest magnitude "
+                f"{np.abs(x[rows]).max():.3g}) overflow the model's float32 arithmetic. Expected values near the "
+                f"training data's range; check the units or scaling of those rows."
+            )
+        return out
 
     def _run_bucketed(self, x: np.ndarray) -> np.ndarray:
         n = len(x)
