@@ -87,9 +87,10 @@ def test_confidence_lab_threshold_and_digit(trained, digits):
     assert lab.result["coverage"][0] == 1.0 > answered_strict and "unsure" not in lab.status.value
     lab.set_value("index", 5)
     image = lab.axes[0].get_images()[0].get_array()
-    np.testing.assert_array_equal(image, digits.test.raw_x[5].reshape(8, 8))
+    np.testing.assert_array_equal(image, digits.val.raw_x[5].reshape(8, 8))  # a choice: made on validation
+    assert "validation digits" in lab.status.value and "test" not in lab.status.value
     lab.set_value("inputs", il.INPUTS[2])  # standardised twice: much less accurate
-    assert lab.result["curve"][0, 1] < mlkit.infer.accuracy(mlkit.freeze(trained, digits), digits.test) - 0.2
+    assert lab.result["curve"][0, 1] < mlkit.infer.accuracy(mlkit.freeze(trained, digits), digits.val) - 0.2
 
 
 def test_latency_lab_measures_each_batch_size_once(trained, digits):
@@ -110,7 +111,7 @@ def test_lean_lab_precision_and_sparsity(trained, digits):
     lab.refresh()
     first, status = png(lab), lab.status.value
     full = lab.result["row"]
-    assert full.accuracy == pytest.approx(mlkit.infer.accuracy(mlkit.freeze(trained, digits), digits.test))
+    assert full.accuracy == pytest.approx(mlkit.infer.accuracy(mlkit.freeze(trained, digits), digits.val))  # choices: val
     lab.set_value("precision", "int8")
     assert lab.result["row"].nbytes < 0.3 * full.nbytes and png(lab) != first and lab.status.value != status
     lab.set_value("sparsity", 0.95)
@@ -132,3 +133,20 @@ def test_drift_lab_fine_tunes_a_copy(trained, digits):
     assert tuned_height > frozen_height  # fine-tuning on the shifted digits helps on shifted digits
     lab.set_value("severity", 0.2)
     assert png(lab) != before and "thicken 0.2" in lab.status.value and lab.history.epochs == 10
+
+
+def test_temperature_scaling_keeps_labels_and_fits_an_overconfident_model():
+    from mlkit.infer.postprocess import calibration_error, fit_temperature, reliability, with_temperature
+
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(2000, 5)) * 3
+    y = np.array([rng.choice(5, p=np.exp(row) / np.exp(row).sum()) for row in logits])  # calibrated at T = 1
+    true = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    sharp = with_temperature(true, 1 / 3)  # the same ranking, three times too sure
+    np.testing.assert_array_equal(sharp.argmax(1), true.argmax(1))
+    np.testing.assert_allclose(sharp.sum(1), 1.0)
+    assert fit_temperature(sharp, y) == pytest.approx(3.0, rel=0.15)
+    assert fit_temperature(true, y) == pytest.approx(1.0, rel=0.15)
+    assert calibration_error(with_temperature(sharp, 3.0), y) < calibration_error(sharp, y) / 2
+    confidence, accuracy, counts = reliability(true, y)
+    assert counts.sum() == 2000 and np.nanmax(np.abs(confidence - accuracy)[counts > 100]) < 0.06

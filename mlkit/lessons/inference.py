@@ -18,7 +18,7 @@ from mlkit.data import Dataset, Preprocessor
 from mlkit.infer import Predictor, accuracy, compress, drift, freeze
 from mlkit.infer.compress import PRECISIONS, lean
 from mlkit.infer.drift import finetune_data
-from mlkit.infer.postprocess import answer, coverage
+from mlkit.infer.postprocess import answer, calibration_error, coverage, reliability
 from mlkit.lessons import plots
 from mlkit.lessons.explorers import LessonExplorer
 from mlkit.lessons.widgets import TrainingDashboard, choice_slider, dropdown, float_slider, int_slider, loss_panel
@@ -29,20 +29,25 @@ from mlkit.train import TrainConfig, evaluate
 INPUTS = ("as trained", "raw pixels (not standardised)", "standardised twice")
 
 
-def input_variants(model: nnx.Module, data: Dataset) -> dict[str, np.ndarray]:
-    """Test-set probabilities of ``model`` when its inputs are processed as trained, not at all, or twice."""
+def input_variants(model: nnx.Module, data: Dataset, split: str = "val") -> dict[str, np.ndarray]:
+    """Probabilities of ``model`` on one split when its inputs are processed as trained, not at all, or twice."""
     predictor = freeze(model, data)
     skip = freeze(model, preprocessor=Preprocessor.fit(data.train.raw_x, "none"), labels=data.labels)
+    part = getattr(data, split)
     return {
-        INPUTS[0]: predictor.predict_proba(data.test.raw_x),
-        INPUTS[1]: skip.predict_proba(data.test.raw_x),
-        INPUTS[2]: predictor.predict_proba(data.test.x),
+        INPUTS[0]: predictor.predict_proba(part.raw_x),
+        INPUTS[1]: skip.predict_proba(part.raw_x),
+        INPUTS[2]: predictor.predict_proba(part.x),
     }
 
 
 def confidence_lab(model: nnx.Module, data: Dataset, **kwargs) -> LessonExplorer[dict]:
-    """Lesson 08: pick a test digit and a confidence threshold; see the answer or "unsure", and the coverage."""
-    probs = input_variants(model, data)
+    """Lesson 08: pick a validation digit and a confidence threshold; see the answer or "unsure", and the coverage.
+
+    A threshold is a choice, so it is explored on the validation split; the test split stays for the final check.
+    """
+    probs = input_variants(model, data, "val")
+    part = data.val
     thresholds = np.linspace(0.0, 1.0, 101)
 
     def compute(v: dict) -> dict:
@@ -50,14 +55,14 @@ def confidence_lab(model: nnx.Module, data: Dataset, **kwargs) -> LessonExplorer
         return {
             "probs": p[v["index"]],
             "answer": answer(p[v["index"]], data.labels, v["threshold"])[0],
-            "coverage": coverage(p, data.test.y, v["threshold"]),
-            "curve": np.array([coverage(p, data.test.y, t) for t in thresholds]),
+            "coverage": coverage(p, part.y, v["threshold"]),
+            "curve": np.array([coverage(p, part.y, t) for t in thresholds]),
         }
 
     def digit_panel(ex: LessonExplorer[dict], ax: Axes) -> None:
-        ax.imshow(data.test.raw_x[ex.values["index"]].reshape(data.image_shape), cmap="gray_r")
+        ax.imshow(part.raw_x[ex.values["index"]].reshape(data.image_shape), cmap="gray_r")
         ax.axis("off")
-        ax.set_title(f"test digit {ex.values['index']}: a {data.labels[data.test.y[ex.values['index']]]}")
+        ax.set_title(f"validation digit {ex.values['index']}: a {data.labels[part.y[ex.values['index']]]}")
 
     def probs_panel(ex: LessonExplorer[dict], ax: Axes) -> None:
         plots.probabilities(ex.result["probs"], data.labels, ax=ax)
@@ -73,28 +78,52 @@ def confidence_lab(model: nnx.Module, data: Dataset, **kwargs) -> LessonExplorer
         ax.set(
             ylim=(0, 1.02),
             xlabel="confidence threshold",
-            ylabel="fraction of test digits",
-            title="coverage vs accuracy (test set)",
+            ylabel="fraction of validation digits",
+            title="coverage vs accuracy (validation)",
         )
         ax.legend(frameon=False, fontsize=8, loc="lower left")
 
     def describe(ex: LessonExplorer[dict]) -> str:
         answered, right = ex.result["coverage"]
-        n = round(answered * len(data.test))
+        n = round(answered * len(part))
         quality = f"{right:.1%} of those right" if n else "no answer to judge"
         return (
             f"answer {ex.result['answer']} (p = {ex.result['probs'].max():.2f}) · at ≥ "
-            f"{ex.values['threshold']:.2f}: answers {n} of {len(data.test)} test digits, {quality}"
+            f"{ex.values['threshold']:.2f}: answers {n} of {len(part)} validation digits, {quality}"
         )
 
     controls = {
-        "index": int_slider("test digit", 0, 0, len(data.test) - 1),
+        "index": int_slider("validation digit", 0, 0, len(part) - 1),
         "threshold": float_slider("threshold", 0.9, 0.0, 0.99, 0.01),
         "inputs": dropdown("inputs", INPUTS),
     }
     kwargs.setdefault("title", "Post-processing: answer or say unsure")
     kwargs.setdefault("figsize", (11.5, 3.2))
     return LessonExplorer(compute, controls, (digit_panel, probs_panel, curve_panel), describe=describe, **kwargs)
+
+
+def reliability_diagram(
+    probs: np.ndarray, y: np.ndarray, ax: Axes, title: str = "", bins: int = 10, legend: bool = True
+) -> None:
+    """Accuracy against confidence per bin (the bars), the diagonal a calibrated model would follow,
+    and the calibration error in the title; a bin's count is written above its bar."""
+    confidence, right, counts = reliability(probs, y, bins)
+    centres = (np.arange(bins) + 0.5) / bins
+    filled = counts > 0
+    ax.bar(centres[filled], right[filled], width=1 / bins, edgecolor="k", color="C0", alpha=0.8, label="accuracy")
+    ax.plot(confidence[filled], confidence[filled], "rs", ms=4, label="mean confidence")
+    ax.plot([0, 1], [0, 1], "k:", lw=1)
+    for c, r, n in zip(centres[filled], right[filled], counts[filled], strict=True):
+        ax.text(c, min(r, 0.9) + 0.03, str(n), ha="center", fontsize=7)
+    ax.set(
+        xlim=(0, 1),
+        ylim=(0, 1.05),
+        xlabel="confidence (top probability)",
+        ylabel="accuracy in the bin",
+        title=f"{title}: calibration error {calibration_error(probs, y, bins):.1%}",
+    )
+    if legend:
+        ax.legend(frameon=False, fontsize=8, loc="upper left")
 
 
 # ---------------------------------------------------------------- 09 latency and batch size
@@ -161,8 +190,9 @@ def latency_lab(predictor: Predictor, x: np.ndarray, *, repeats: int = 30, **kwa
 # ---------------------------------------------------------------- 10 lean models
 
 
-def lean_lab(model: nnx.Module, data: Dataset, *, split: str = "test", **kwargs) -> LessonExplorer[dict]:
-    """Lesson 10: precision and sparsity of the folded model; test accuracy against bytes, points accumulate."""
+def lean_lab(model: nnx.Module, data: Dataset, *, split: str = "val", **kwargs) -> LessonExplorer[dict]:
+    """Lesson 10: precision and sparsity of the folded model; validation accuracy (a choice is made here) against
+    bytes, points accumulate."""
     evaluated = getattr(data, split)
     baseline = lean(model, data)
     base_nbytes = baseline.nbytes
