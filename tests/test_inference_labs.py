@@ -111,7 +111,7 @@ def test_lean_lab_precision_and_sparsity(trained, digits):
     lab.refresh()
     first, status = png(lab), lab.status.value
     full = lab.result["row"]
-    assert full.accuracy == pytest.approx(mlkit.infer.accuracy(mlkit.freeze(trained, digits), digits.val))  # choices: val
+    assert full.accuracy == pytest.approx(mlkit.infer.accuracy(mlkit.freeze(trained, digits), digits.val))
     lab.set_value("precision", "int8")
     assert lab.result["row"].nbytes < 0.3 * full.nbytes and png(lab) != first and lab.status.value != status
     lab.set_value("sparsity", 0.95)
@@ -150,3 +150,19 @@ def test_temperature_scaling_keeps_labels_and_fits_an_overconfident_model():
     assert calibration_error(with_temperature(sharp, 3.0), y) < calibration_error(sharp, y) / 2
     confidence, accuracy, counts = reliability(true, y)
     assert counts.sum() == 2000 and np.nanmax(np.abs(confidence - accuracy)[counts > 100]) < 0.06
+
+
+@pytest.mark.parametrize(
+    "scores, said",
+    [
+        ({"frozen original": 0.97, "frozen shifted": 0.40, "tuned shifted": 0.87}, " (recovers 82% of the drop)"),
+        ({"frozen original": 0.97, "frozen shifted": 0.30, "tuned shifted": 0.20}, " (worse than not fine-tuning)"),
+        (
+            {"frozen original": 0.97, "frozen shifted": 0.097, "tuned shifted": 0.008},
+            " (worse than not fine-tuning, below chance (10%): systematically wrong)",
+        ),
+        ({"frozen original": 0.97, "frozen shifted": 0.98, "tuned shifted": 0.99}, ""),
+    ],
+)
+def test_drift_lab_says_what_fine_tuning_did_even_when_it_hurt(scores, said):
+    assert il._recovery(scores, 0.1) == said
