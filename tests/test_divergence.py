@@ -2,8 +2,10 @@
 
 import re
 
+import jax
 import numpy as np
 import pytest
+from flax import nnx
 
 import mlkit
 from mlkit.lessons import training
@@ -104,3 +106,52 @@ def test_nan_targets_are_refused_before_compiling(curve):
     bad = mlkit.data.dataset.dataclasses.replace(curve, train=mlkit.data.Split(curve.train.raw_x, curve.train.x, y))
     with pytest.raises(ValueError, match="train split holds 1 NaN or infinite target"):
         mlkit.fit(mlp(curve), bad, mlkit.TrainConfig(epochs=1, batch_size=16, progress=False))
+
+
+def spike_epochs(monkeypatch, spiked):
+    """Make fit's epochs report a training loss 1000x too high on the 1-based epochs in ``spiked``."""
+    real_compiled, calls = mlkit.train.loop.compiled, {"n": 0}
+
+    def patched(fn, static, *args):
+        run, seconds = real_compiled(fn, static, *args)
+        if fn is not mlkit.train.train_epoch:
+            return run, seconds
+
+        def counted(*a):
+            calls["n"] += 1
+            state, loss, acc = run(*a)
+            return state, loss * 1000 if calls["n"] in spiked else loss, acc
+
+        return counted, seconds
+
+    monkeypatch.setattr(mlkit.train.loop, "compiled", patched)
+
+
+def test_one_spike_that_recovers_is_not_divergence(digits, monkeypatch):
+    spike_epochs(monkeypatch, {2})
+    history = mlkit.fit(mlp(digits), digits, mlkit.TrainConfig(epochs=4, progress=False))
+    assert history.status == "completed" and history.epochs == 4
+    assert history.train_loss[1] > 100 * history.train_loss[0] and history.best_epoch != 2
+
+
+@pytest.mark.parametrize("spiked, kept", [({2, 3}, 1), ({4}, 3), ({1, 2}, 0)])
+def test_two_spikes_running_or_one_at_the_end_diverge_and_keep_the_epoch_before(digits, monkeypatch, spiked, kept):
+    reference = mlp(digits)
+    mlkit.fit(reference, digits, mlkit.TrainConfig(epochs=kept, progress=False)) if kept else None
+    model = mlp(digits)
+    spike_epochs(monkeypatch, spiked)
+    history = mlkit.fit(model, digits, mlkit.TrainConfig(epochs=4, progress=False))
+    assert history.status == "diverged" and history.epochs == kept, history.message
+    assert f"in epoch {max(spiked)}:" in history.message
+    for a, b in zip(jax.tree.leaves(nnx.state(model)), jax.tree.leaves(nnx.state(reference)), strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_sweep_uses_the_same_rule():
+    from mlkit.train.sweeps import diverged_runs
+
+    loss = np.array([[1.0, 99.0, 1.0], [1.0, 99.0, 99.0], [1.0, 1.0, 99.0], [1.0, 1.0, 1.0], [1.0, np.nan, 1.0]])
+    val = np.ones_like(loss)
+    assert diverged_runs(loss, val, np.full((5, 1), 10.0)).tolist() == [False, True, True, False, True]
+    val[3, 0] = np.inf
+    assert diverged_runs(loss, val, np.full((5, 1), 10.0))[3]

@@ -35,7 +35,9 @@ class History:
 
     "diverged": a loss became NaN or infinite, or the training loss exceeded ten times its
     starting level (the larger of the chance-level loss and the untrained model's loss; see
-    ``mlkit.train.steps.explosion_limit``). The model then keeps the last epoch before that.
+    ``mlkit.train.steps.explosion_limit``) in two epochs running, or in the last one. One epoch
+    above it is a spike that training may recover from, so it goes on. The model and the history
+    then keep the last epoch below the limit.
     """
 
     train_loss: list[float] = field(default_factory=list)
@@ -102,6 +104,7 @@ def fit(
     history.compile_time = seconds + seconds_eval
     limit = explosion_limit(data, float(eval_fn(state[0], state[1], vx, vy)[0]))
     best = (math.inf, state)
+    calm, spiking = (state, 0), False  # the last epoch at or below the limit: what a diverged run keeps
     bar = tqdm(total=config.epochs, disable=not config.progress, desc="training", unit="epoch", leave=False)
     try:
         for epoch in range(config.epochs):
@@ -112,10 +115,16 @@ def fit(
             val_loss, val_acc = eval_fn(new_state[0], new_state[1], vx, vy)
             loss, acc, val_loss, val_acc = (float(v) for v in (loss, acc, val_loss, val_acc))
             elapsed = time.perf_counter() - start
-            if not (math.isfinite(loss) and math.isfinite(val_loss)) or loss > limit:
+            exploded = loss > limit
+            if not (math.isfinite(loss) and math.isfinite(val_loss)) or (
+                exploded and (spiking or epoch == config.epochs - 1)
+            ):
+                state = calm[0]
+                _truncate(history, calm[1])
                 history.status = "diverged"
-                history.message = _diverged_message(epoch, loss, val_loss, limit, config)
+                history.message = _diverged_message(epoch, loss, val_loss, limit, calm[1], config)
                 break
+            spiking = exploded
             state = new_state
             _record(history, loss, acc, val_loss, val_acc, elapsed, task)
             history.train_time.append(trained)
@@ -123,9 +132,11 @@ def fit(
                 nnx.update(model, state[0], state[1])
             bar.update()
             bar.set_postfix(loss=f"{loss:.4f}", val_loss=f"{val_loss:.4f}")
-            if val_loss < best[0]:
-                best = (val_loss, state)
-                history.best_epoch = epoch + 1
+            if not exploded:
+                calm = (state, history.epochs)
+                if val_loss < best[0]:
+                    best = (val_loss, state)
+                    history.best_epoch = epoch + 1
             if any(callback(history) is False for callback in callbacks):
                 history.status = "stopped"
                 history.message = f"Stopped by a callback after epoch {epoch + 1}."
@@ -149,7 +160,7 @@ def fit(
     return history
 
 
-def _diverged_message(epoch: int, loss: float, val_loss: float, limit: float, config: TrainConfig) -> str:
+def _diverged_message(epoch: int, loss: float, val_loss: float, limit: float, kept: int, config: TrainConfig) -> str:
     if not math.isfinite(loss) or not math.isfinite(val_loss):
         what = f"the {'training' if not math.isfinite(loss) else 'validation'} loss became " + str(
             loss if not math.isfinite(loss) else val_loss
@@ -159,9 +170,9 @@ def _diverged_message(epoch: int, loss: float, val_loss: float, limit: float, co
             f"the training loss reached {loss:.4g}, more than {EXPLOSION_FACTOR:g}x its starting level "
             f"({limit / EXPLOSION_FACTOR:.4g})"
         )
-    kept = f"the parameters of epoch {epoch}" if epoch else "the parameters it had before this fit"
+    which = f"the parameters of epoch {kept}" if kept else "the parameters it had before this fit"
     return (
-        f"Training diverged in epoch {epoch + 1}: {what}. The model keeps {kept}. "
+        f"Training diverged in epoch {epoch + 1}: {what}. The model keeps {which}. "
         f"Try a lower learning rate than {config.learning_rate:g}, e.g. {config.learning_rate / 10:g}."
     )
 
@@ -172,6 +183,13 @@ def _epoch_keys(seed: int, epochs: int) -> list[jax.Array]:
     keys = jax.random.split(jax.random.key(seed), epochs)
     data, impl = np.asarray(jax.random.key_data(keys)), jax.random.key_impl(keys)
     return [jax.random.wrap_key_data(jnp.asarray(row), impl=impl) for row in data]
+
+
+def _truncate(history: History, epochs: int) -> None:
+    """Forget the epochs after ``epochs`` (a spike that turned into divergence), so history matches the model."""
+    for curve in (history.train_loss, history.train_acc, history.val_loss, history.val_acc, history.epoch_time):
+        del curve[epochs:]
+    del history.train_time[epochs:]
 
 
 def _record(history, loss, acc, val_loss, val_acc, elapsed, task):

@@ -60,6 +60,17 @@ class SweepResult:
         return eval_view(nnx.merge(self._graphdef, params, rest))
 
 
+def diverged_runs(train_loss: np.ndarray, val_loss: np.ndarray, limits: np.ndarray) -> np.ndarray:
+    """Which runs (rows) diverged by ``fit``'s rule: a loss not finite, or the training loss above the run's
+    limit in two epochs running or in the last one (one epoch above it is a spike, see ``History``)."""
+    over = train_loss > limits
+    return (
+        (~np.isfinite(train_loss) | ~np.isfinite(val_loss)).any(axis=1)
+        | (over[:, 1:] & over[:, :-1]).any(axis=1)
+        | over[:, -1]
+    )
+
+
 def sweep_epoch(graphdef, task, kind, batch_size, shuffle, states, x, y, keys):
     one = functools.partial(train_epoch, graphdef, task, kind, batch_size, shuffle)
     return jax.vmap(one, in_axes=(0, None, None, 0))(states, x, y, keys)
@@ -110,14 +121,13 @@ def sweep(
     train_loss, val_loss, val_acc = (np.stack([np.asarray(c[i]) for c in curves], axis=1) for i in range(3))
     seconds = time.perf_counter() - start
     limits = np.array([explosion_limit(data, float(u)) for u in untrained])[:, None]
-    exploded = ~np.isfinite(train_loss) | ~np.isfinite(val_loss) | (train_loss > limits)
     return SweepResult(
         np.array([r[0] for r in runs]),
         np.array([r[1] for r in runs]),
         train_loss,
         val_loss,
         val_acc,
-        np.where(exploded.any(axis=1), "diverged", "completed"),
+        np.where(diverged_runs(train_loss, val_loss, limits), "diverged", "completed"),
         seconds,
         compile_train + compile_eval,
         graphdef,
