@@ -3,9 +3,10 @@
 Starts JupyterLab from this environment on 127.0.0.1 with a one-time token, on a
 temporary copy of the notebooks (outputs never reach the repository) and with
 the settings in ``tests/browser/`` (no news, no update check, every cell kept
-in the page). Playwright drives Debian's Chromium: Run All, move sliders, press
-Train and Stop, and wait on the dashboard's status line. Every step leaves a
-screenshot in ``test-artifacts/browser/``.
+in the page). Playwright drives Debian's Chromium: Run All, move sliders with
+the keyboard (several presses during a run must land on the slider, never on the
+notebook), press Train and Stop, and wait on the dashboard's status line. Every
+step leaves a screenshot in ``test-artifacts/browser/``.
 
 Needs the ``playwright`` package (the ``test`` extra) and Chromium
 (``apt-get install -y chromium``; ``make test`` installs it when run as root).
@@ -272,6 +273,9 @@ LAYOUT = """dash => {
         if (Math.abs(shown / natural - 1) > 0.03)
             problems.push(`the figure is stretched: ${img.naturalWidth}x${img.naturalHeight} px shown as ` +
                           `${Math.round(r.width)}x${Math.round(r.height)}`);
+        if (r.width < 0.85 * img.naturalWidth)  // drawn at 90 dpi: smaller and its 10-point text is unreadable
+            problems.push(`the figure is shrunk to ${Math.round(100 * r.width / img.naturalWidth)}% ` +
+                          `(${img.naturalWidth} px shown in ${Math.round(r.width)} px): its text is unreadable`);
     });
     return problems;
 }"""
@@ -296,21 +300,24 @@ def run_all(page, lab: Lab, notebook: str, shots: Shots) -> None:
         assert page.locator(".jp-OutputArea-output .widget-slider").count() > 0, "no slider was rendered"
 
 
-# A run of a dashboard, as the page shows it: the Train button goes disabled ("busy") and enabled again
-# ("free"), the status line and the figure change. The last figure of a run may come just after "free".
+# A run of a dashboard, as the page shows it: the Stop button lights up ("busy": it gains the class mod-danger)
+# and goes plain again ("free"), the status line and the figure change. Several changes during a run make one
+# busy..free span. The last figure of a run may come just after "free".
 WATCH = """root => {
-    const train = [...root.querySelectorAll('button')].find(b => b.textContent.trim() === 'Train');
+    const stop = [...root.querySelectorAll('button')].find(b => b.textContent.trim() === 'Stop');
     const status = [...root.querySelectorAll('.widget-html')].pop();
     root.__watch?.disconnect();
     const events = root.__events = [];
+    let lit = stop.classList.contains('mod-danger');
     root.__watch = new MutationObserver(records => records.forEach(m => {
-        if (m.target === train && m.attributeName === 'disabled')
-            events.push([m.oldValue === null ? 'busy' : 'free', performance.now()]);
-        else if (m.target.tagName === 'IMG' && m.attributeName === 'src') events.push(['figure', performance.now()]);
-        else if (status.contains(m.target)) events.push(['status', performance.now()]);
+        if (m.target === stop && m.attributeName === 'class' && stop.classList.contains('mod-danger') !== lit) {
+            lit = !lit;
+            events.push([lit ? 'busy' : 'free', performance.now()]);
+        } else if (m.target.tagName === 'IMG' && m.attributeName === 'src') events.push(['figure', performance.now()]);
+        else if (status.contains(m.target)) events.push(['status', performance.now(), status.innerText]);
     }));
     root.__watch.observe(root, {subtree: true, childList: true, characterData: true, attributes: true,
-                                attributeOldValue: true, attributeFilter: ['src', 'disabled']});
+                                attributeFilter: ['src', 'class']});
 }"""
 RUN_OVER = """root => {
     const names = root.__events.map(e => e[0]), busy = names.lastIndexOf('busy'), free = names.lastIndexOf('free');
@@ -350,19 +357,81 @@ class Dashboard:
         return readout.inner_text()
 
     def watch(self) -> None:
-        """Start recording what the page shows, before the action that starts a run."""
-        expect(self.train).to_be_enabled(timeout=TRAIN_TIMEOUT * 1000)
+        """Start recording what the page shows, before the action that starts a run (once the last run is over)."""
+        expect(self.stop).not_to_have_class(re.compile(r"\bmod-danger\b"), timeout=TRAIN_TIMEOUT * 1000)
         self.root.evaluate(WATCH)
+
+    def statuses(self) -> list[str]:
+        """The texts the status line showed since ``watch``."""
+        return [event[2] for event in self.root.evaluate("root => root.__events") if event[0] == "status"]
+
+    def keys(self, label: str, *keys: str, gap_ms: int = 250) -> str:
+        """Focus a slider's handle once and press ``keys`` one after another, runs or not; returns the readout.
+
+        Nothing focuses the handle again: if a run took the focus away, the keys would reach the notebook."""
+        handle = self.slider(label).locator(".noUi-handle")
+        handle.focus()
+        for key in keys:
+            self.page.keyboard.press(key)
+            self.page.wait_for_timeout(gap_ms)
+        return self.slider(label).locator(".widget-readout").inner_text()
+
+    def focused(self, label: str) -> bool:
+        return self.slider(label).locator(".noUi-handle").evaluate("handle => handle === document.activeElement")
 
     def run_over(self, epochs: int | None = None) -> str:
         """Wait for the run to end; check that the status line and the figure changed; return the status."""
         self.page.wait_for_function(RUN_OVER, arg=self.root.element_handle(), timeout=TRAIN_TIMEOUT * 1000, polling=100)
-        seen = {name for name, _ in self.root.evaluate("root => root.__events")}
+        seen = {event[0] for event in self.root.evaluate("root => root.__events")}
         assert {"status", "figure"} <= seen, f"during the run the page showed only {seen}"
         status = self.status.inner_text()
         if epochs is not None:
             assert re.match(f"^epoch {epochs}/{epochs} · ", status), status
         return status
+
+
+# The notebook as a learner sees it: how many cells are shown, and whether a heading was folded.
+NOTEBOOK_VIEW = """() => ({
+    shown: [...document.querySelectorAll('.jp-NotebookPanel .jp-Cell')].filter(c => c.offsetParent !== null).length,
+    folded: document.querySelectorAll('.jp-NotebookPanel .jp-MarkdownHeadingCollapsed').length,
+})"""
+
+
+def test_tour_lab_keyboard(page, lab):
+    """Lesson 00's lab driven with the keyboard: presses during a run land on the slider and keep its focus (none
+    reaches the notebook, whose arrow keys fold headings), a new width says it compiles, a wreck warns."""
+    shots = Shots(page, "00")
+    run_all(page, lab, "00_tour.ipynb", shots)
+    digits = Dashboard(page, "Train an MLP on the digits")
+    with shots.step("digits-lab"):
+        digits.show()
+        assert EPOCH.match(digits.status.inner_text()) and digits.status.locator(".mlkit-plain").count() == 1
+        view = page.evaluate(NOTEBOOK_VIEW)
+        assert view["folded"] == 0, view
+    with shots.step("four-presses"):
+        digits.watch()
+        assert digits.keys("learning rate", *["ArrowRight"] * 4) == "2.5e-3"  # four steps of 0.1 in log10 from 1e-3
+        status = digits.run_over(20)
+        assert digits.slider("learning rate").locator(".widget-readout").inner_text() == "2.5e-3", status
+        assert digits.focused("learning rate")
+        assert page.evaluate(NOTEBOOK_VIEW) == view
+    with shots.step("new-width-compiles"):
+        digits.watch()
+        assert digits.keys("width", "ArrowRight") == "136"
+        digits.run_over(20)
+        seen = digits.statuses()
+        assert seen and seen[0].startswith("compiling"), seen
+        assert digits.focused("width") and page.evaluate(NOTEBOOK_VIEW) == view
+    with shots.step("diverged-warns"):
+        digits.watch()
+        assert digits.keys("learning rate", "End") == "1.0e+1"
+        digits.run_over()
+        warning = digits.status.locator(".mlkit-warning")
+        expect(warning).to_contain_text("diverged")
+        expect(warning).to_contain_text("Try a lower learning rate")
+        assert digits.focused("learning rate") and page.evaluate(NOTEBOOK_VIEW) == view
+        digits.show()
+    assert not page.evaluate(PROBLEMS)
 
 
 def test_training_loop_playground(page, lab):

@@ -6,7 +6,7 @@ import pytest
 from flax import nnx
 
 import mlkit
-from mlkit.lessons import byhand, explorers
+from mlkit.lessons import byhand, explorers, widgets
 from mlkit.models import ACTIVATIONS
 
 # ------------------------------------------------------------------ helpers against flax, XLA and jax.grad
@@ -161,3 +161,19 @@ def test_descent_explorer_draws_the_path_and_names_the_behaviour():
     assert "oscillated" in ex.status.value
     ex.set_value("curvature", 5.0)  # a gentler valley takes the same learning rate calmly
     assert ex.result.behaviour == "converged" and "2/5 = 0.4" in ex.status.value
+
+
+def test_figures_fit_beside_the_controls(digits):
+    """At most FIGURE_WIDTH inches wide, so the ~590 px beside the controls on a 1366x768 screen show the text
+    at a readable size; the loss explorer's third panel goes to a second row."""
+    built = {
+        "architecture": explorers.architecture_explorer(digits, render=False),
+        "loss": explorers.loss_explorer(render=False),
+        "descent": explorers.descent_explorer(render=False),
+    }
+    for name, explorer in built.items():
+        assert explorer.figure.get_size_inches()[0] <= widgets.FIGURE_WIDTH, name
+    loss = built["loss"]
+    loss.refresh()
+    tops = sorted({round(ax.get_position().y1, 2) for ax in loss.axes})
+    assert len(tops) == 2 and loss.axes[2].get_position().width > 1.8 * loss.axes[0].get_position().width

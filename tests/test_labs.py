@@ -1,6 +1,10 @@
 """The ready-made lesson dashboards, driven the way a learner drives them: one control at a time."""
 
+from pathlib import Path
+
+import nbformat
 import numpy as np
+import pytest
 
 import mlkit
 from mlkit.lessons import training
@@ -52,3 +56,28 @@ def test_capacity_lab_draws_the_fit():
     lab.set_value("width", 64)
     after = next(line for line in lab.axes[0].get_lines() if line.get_label() == "model").get_ydata()
     assert not np.allclose(before, after) and "val loss" in lab.status.value and lab.data.task == "regression"
+
+
+NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
+MOVES = (".set_value(", ".controls[", ".train(", ".refresh(", ".on_change(", ".on_train(", ".on_stop(")
+
+
+@pytest.mark.parametrize(
+    "notebook", ["00_tour", "01_data", "02_forward_pass", "03_loss", "04_backprop", "05_training_loop",
+                 "06_overfitting", "07_tuning", "09_latency"],
+)  # fmt: skip
+def test_after_run_all_a_shown_dashboard_keeps_the_state_its_cell_made(notebook):
+    """A cell that shows a dashboard (its last line names it) is the last to move it: a check cell below works
+    on a copy, so after Run All the dashboard shows what the text describes, not what a check left."""
+    notebook_cells = nbformat.read(NOTEBOOKS / f"{notebook}.ipynb", as_version=4).cells
+    cells = [c.source for c in notebook_cells if c.cell_type == "code"]
+    shown = 0
+    for i, source in enumerate(cells):
+        name = source.strip().splitlines()[-1].strip() if source.strip() else ""
+        if not name.isidentifier():
+            continue
+        shown += 1
+        for later in cells[i + 1 :]:
+            moved = [move for move in MOVES if f"{name}{move}" in later]
+            assert not moved, f"{notebook}: {name}, shown above, is changed by a later cell:\n{later}"
+    assert shown

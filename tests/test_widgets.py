@@ -1,3 +1,6 @@
+import dataclasses
+import threading
+
 import numpy as np
 import pytest
 
@@ -45,18 +48,132 @@ def test_learning_rate_change_retrains_without_compiling(digits_dashboard):
     assert digits_dashboard.redraws > redraws and bytes(digits_dashboard.image.value) != bytes(image)
 
 
-def test_controls_are_disabled_while_training(digits_dashboard):
+def test_nothing_is_disabled_during_a_run(digits_dashboard):
+    """Disabling the focused slider would hand keyboard focus to the notebook (its arrow keys fold cells)."""
+    sidebar = [*digits_dashboard.controls.values(), digits_dashboard.train_button, digits_dashboard.stop_button]
+    disabled = []
+
+    def record(change):
+        disabled.append(change["owner"])
+
+    for widget in sidebar:
+        widget.observe(record, names="disabled")
     seen = []
-    digits_dashboard.panels[1] = lambda d, ax: seen.append(
-        (d.training, d.controls["epochs"].disabled, d.stop_button.disabled)
-    )
+    digits_dashboard.panels[1] = lambda d, ax: seen.append((d.training, d.stop_button.button_style))
     try:
         digits_dashboard.set_value("epochs", 6)
     finally:
         digits_dashboard.panels[1] = widgets.accuracy_panel
-    assert set(seen) == {(True, True, False)}  # every draw, the final one included: busy, controls off, Stop on
-    assert not digits_dashboard.training and not digits_dashboard.controls["epochs"].disabled  # after: back
-    assert digits_dashboard.stop_button.disabled
+        for widget in sidebar:
+            widget.unobserve(record, names="disabled")
+    assert seen and set(seen) == {(True, "danger")}  # every draw, the final one included: busy, Stop lit
+    assert not disabled and not any(w.disabled for w in sidebar)
+    assert not digits_dashboard.training and digits_dashboard.stop_button.button_style == ""
+
+
+def test_changes_during_a_run_train_once_more_with_the_latest_values(digits, monkeypatch):
+    """Three presses during a run: the run stops after its epoch, then one run trains the last value."""
+    release, started, runs = threading.Event(), threading.Event(), []
+
+    def slow_data(values):  # the first run waits here, after reading its values, until the presses are in
+        started.set()
+        assert release.wait(60)
+        return digits
+
+    def spy(model, data, config, **kwargs):
+        runs.append(config.epochs)
+        return fit(model, data, config, **kwargs)
+
+    fit = widgets.fit
+    monkeypatch.setattr(widgets, "fit", spy)
+    dash = widgets.TrainingDashboard(
+        slow_data,
+        lambda data, v: mlkit.MLP(data.num_features, (16,), data.num_classes),
+        mlkit.TrainConfig(),
+        {"epochs": widgets.int_slider("epochs", 40, 1, 50)},
+        render=False,
+    )
+    dash.controls["epochs"].value = 30  # a release: the run starts in the background
+    assert started.wait(60)
+    for epochs in (31, 32, 33):  # arrow presses while it runs
+        dash.controls["epochs"].value = epochs
+    release.set()
+    dash.wait()
+    assert runs == [30, 33]
+    assert dash.history.status == "completed" and dash.history.epochs == 33
+    assert dash.status_text.startswith("epoch 33/33 · ") and not dash.training
+
+    runs.clear()
+    dash.data, release = None, threading.Event()  # the next run waits in slow_data again
+    started.clear()
+    dash.controls["epochs"].value = 20
+    assert started.wait(60)
+    dash.on_stop()  # Stop, then a move: the move is what the learner wants trained
+    dash.controls["epochs"].value = 21
+    release.set()
+    dash.wait()
+    assert runs == [20, 21] and dash.history.status == "completed" and dash.history.epochs == 21
+
+
+def test_a_new_shape_says_compiling_before_it_trains(digits):
+    dash = widgets.TrainingDashboard(
+        digits,
+        lambda data, v: mlkit.MLP(data.num_features, (v["width"],), data.num_classes),
+        mlkit.TrainConfig(epochs=2),
+        {"width": widgets.int_slider("width", 40, 8, 128, 8), "learning_rate": widgets.log_slider("lr", 1e-3, 1e-5, 1)},
+        render=False,
+    )
+    shown = []
+    dash.status.observe(lambda change: shown.append(dash.status_text), names="value")
+    dash.set_value("width", 48)  # a width no dashboard of this process has trained
+    assert "compiling" in shown[0] and shown[1].startswith("epoch 1/2 ·")
+    assert not any("compiling" in text for text in shown[1:])
+    shown.clear()
+    dash.set_value("learning_rate", 1e-2)  # the same shapes: nothing to compile, nothing said
+    assert shown and not any("compiling" in text for text in shown)
+
+
+def test_bad_runs_warn_with_a_hint_and_good_runs_stay_plain(digits):
+    dash = widgets.TrainingDashboard(
+        digits,
+        lambda data, v: mlkit.MLP(data.num_features, (32,), data.num_classes, seed=0),
+        mlkit.TrainConfig(epochs=3),
+        {"learning_rate": widgets.log_slider("learning rate", 1e-3, 1e-5, 10.0)},
+        render=False,
+    )
+    good = dash.train()
+    assert good.status == "completed" and good.val_acc[-1] > 0.8
+    assert dash.warning == "" and "mlkit-plain" in dash.status.value and "mlkit-warning" not in dash.status.value
+
+    diverged = dash.set_value("learning_rate", 10.0)
+    assert diverged.status == "diverged"
+    assert "mlkit-warning" in dash.status.value and diverged.message in dash.status_text
+    assert "lower learning rate" in dash.warning and "confident mistake" in dash.warning
+
+    stuck = dash.set_value("learning_rate", 1e-5)  # completed, but barely moved from a blind guess
+    assert stuck.status == "completed" and stuck.val_acc[-1] < 0.15
+    assert "near chance" in dash.warning and "higher learning rate" in dash.warning
+    assert "mlkit-warning" in dash.status.value and dash.status_text.startswith("epoch 3/3 · ")
+
+    dash.set_value("learning_rate", 1e-3)
+    assert dash.warning == "" and "mlkit-warning" not in dash.status.value
+
+
+def test_run_warning_explains_a_high_loss_beside_a_high_accuracy(digits):
+    history = mlkit.train.History(
+        train_loss=[1.0, 30.0], train_acc=[0.6, 0.6], val_loss=[2.0, 4e5], val_acc=[0.11, 0.12], status="completed"
+    )
+    hint = widgets.run_warning(history, digits, learning_rate=0.1)
+    assert "near chance" in hint and "lower learning rate than 0.1, e.g. 0.01" in hint
+    assert "cross-entropy" in hint and "ln 10 = 2.30" in hint and "accuracy only counts" in hint
+    fine = dataclasses.replace(history, val_acc=[0.9, 0.95])
+    assert widgets.run_warning(fine, digits, learning_rate=0.1) == ""
+
+
+def test_stop_between_runs_stops_nothing(digits_dashboard):
+    digits_dashboard.on_stop()  # the button is never disabled, so it can be pressed while nothing runs
+    history = digits_dashboard.set_value("epochs", 4)
+    assert history.status == "completed" and history.epochs == 4
 
 
 def test_stop_button_keeps_finished_epochs(digits_dashboard):
@@ -69,7 +186,7 @@ def test_stop_button_keeps_finished_epochs(digits_dashboard):
     model_loss = mlkit.evaluate(digits_dashboard.model, digits_dashboard.data.val)[0]
     assert model_loss == pytest.approx(history.val_loss[-1], rel=1e-5)
     assert f"stopped by you after epoch {history.epochs}" in digits_dashboard.status_text
-    assert not digits_dashboard.training and not digits_dashboard.controls["epochs"].disabled
+    assert not digits_dashboard.training
 
 
 def test_bad_value_shows_an_error_and_keeps_the_last_run(digits):
@@ -82,7 +199,7 @@ def test_bad_value_shows_an_error_and_keeps_the_last_run(digits):
     good = dash.train()
     assert dash.set_value("batch_size", 5000) is good
     assert "larger than the training split" in dash.status.value and "crimson" in dash.status.value
-    assert not dash.training and not dash.controls["batch_size"].disabled
+    assert not dash.training
 
 
 def test_explorer_calls_panels_on_change():
@@ -93,3 +210,16 @@ def test_explorer_calls_panels_on_change():
     )
     explorer.set_value("x", 0.5)
     assert calls == [0.5] and "x = 0.5" in explorer.status.value
+
+
+@pytest.mark.parametrize("panels", [1, 2, 3, 4])
+def test_panels_sit_two_to_a_row_in_a_readable_width(panels):
+    """Beside the controls on a 1366x768 screen the figure gets ~590 px: at most FIGURE_WIDTH inches (90 dpi)
+    keeps its 10-point text at least 11 px high; a third panel goes to a second row."""
+    explorer = widgets.Explorer({}, [lambda e, ax: None] * panels, figsize=(4.3 * panels, 3.3), render=False)
+    width, height = explorer.figure.get_size_inches()
+    assert width <= widgets.FIGURE_WIDTH and height == pytest.approx(3.3 * -(-panels // 2))
+    explorer.figure.canvas.draw()
+    boxes = [ax.get_position() for ax in explorer.axes]
+    assert len({round(box.y0, 3) for box in boxes}) == -(-panels // 2)  # rows
+    assert all(box.width * width > 2.5 for box in boxes)  # every panel (without its labels) over 2.5 inches wide

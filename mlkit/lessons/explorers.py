@@ -177,7 +177,6 @@ def loss_explorer(
     }
     controls["label"] = dropdown("true class", [(name, i) for i, name in enumerate(classes)], 0)
     kwargs.setdefault("title", "Cross-entropy: push the right logit up")
-    kwargs.setdefault("figsize", (11.5, 3.3))
     return LessonExplorer(compute, controls, (probs_panel, grad_panel, curve_panel), describe=describe, **kwargs)
 
 
@@ -238,5 +237,4 @@ def descent_explorer(start: Sequence[float] = (-4.5, 1.5), **kwargs) -> LessonEx
         "curvature": float_slider("steepness (y)", 10.0, 1.0, 50.0, 1.0),
     }
     kwargs.setdefault("title", "Gradient descent down a narrow valley")
-    kwargs.setdefault("figsize", (9, 3.4))
     return LessonExplorer(compute, controls, (contour_panel, loss_panel), describe=describe, **kwargs)

@@ -34,14 +34,14 @@ def curves(history: History, metric: str = "loss", ax=None, title: str | None = 
             color="grey",
             lw=0.8,
             ls=":",
-            label=f"lowest validation loss (epoch {history.best_epoch})",
+            label=f"best validation (epoch {history.best_epoch})",
         )
     ax.set_xlabel("epoch")
     ax.set_ylabel({"loss": "loss", "acc": "accuracy"}[metric])
     if log and metric == "loss" and history.epochs and min(history.train_loss + history.val_loss) > 0:
         ax.set_yscale("log")
     ax.set_title(title or f"{ax.get_ylabel()} per epoch")
-    ax.legend(frameon=False)
+    ax.legend(frameon=False, fontsize=8)
     return fig
 
 

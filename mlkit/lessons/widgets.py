@@ -3,8 +3,24 @@
 Every callback is a plain method (``on_change``, ``on_train``, ``on_stop``,
 ``train``, ``refresh``), so tests drive a dashboard without a browser.
 Sliders report only when released (``continuous_update=False``): one drag, one
-training run. The figure is a matplotlib ``Figure`` (not pyplot, so nothing
-piles up) rendered to PNG into an ``Image`` widget, which redraws in place.
+run. A keyboard arrow press reports at once, so several can come in during one
+run. The figure is a matplotlib ``Figure`` (not pyplot, so nothing piles up)
+rendered to PNG into an ``Image`` widget, which redraws in place. Its panels sit
+at most two to a row and the figure is at most ``FIGURE_WIDTH`` inches wide, so
+its text stays readable in the ~600 pixels beside the controls on a 1366x768
+laptop screen.
+
+How a ``TrainingDashboard`` runs. In a notebook (``threaded=True``) a change
+starts one background thread that trains and redraws while the kernel stays free
+to hear the next slider move and the Stop button. During a run only that thread
+draws (into the dashboard's own Figure, rendered to PNG bytes) and it only sets
+widget values: nothing is printed and no ``Output`` widget or pyplot state is
+touched from it, which is what makes drawing from a thread safe. A change during
+a run does not start a second one: the run stops after its current epoch and the
+same thread trains once more with the latest values, so any number of presses
+costs one more run. No control is ever disabled: disabling the focused slider
+hands keyboard focus to the notebook, whose command mode folds headings and hides
+cells on the next arrow press. The Stop button lights up (red) while a run goes.
 """
 
 from __future__ import annotations
@@ -12,6 +28,7 @@ from __future__ import annotations
 import dataclasses
 import html
 import io
+import itertools
 import math
 import threading
 import time
@@ -19,6 +36,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, TypeVar
 
 import ipywidgets as widgets
+import numpy as np
 from flax import nnx
 from IPython.display import display
 from matplotlib.axes import Axes
@@ -26,7 +44,7 @@ from matplotlib.figure import Figure
 
 from mlkit.data import Dataset
 from mlkit.lessons import plots
-from mlkit.train import History, TrainConfig, fit
+from mlkit.train import History, TrainConfig, compiled, fit
 
 if TYPE_CHECKING:
     from typing_extensions import Self
@@ -35,6 +53,10 @@ E = TypeVar("E", bound="Explorer")
 Panel = Callable[[E, Axes], None]  # panel(explorer, axes) draws one subplot; a subclass's panels take that subclass
 _STYLE = {"description_width": "130px"}  # fits "training examples"
 _LAYOUT = widgets.Layout(width="330px")
+PANEL_SIZE = (3.6, 2.8)  # inches of one panel; PNGs are drawn at 90 dpi
+FIGURE_WIDTH = 2 * PANEL_SIZE[0]  # inches: drawn at 648 px, shown at ~590 beside the controls on a 1366 px screen
+_STATUS_STYLE = "font-family:monospace;line-height:1.4;white-space:pre-line"
+_WARNING_STYLE = "color:#9a3412;background:#fff7ed;border-left:3px solid #ea580c;padding:2px 6px"
 
 
 def log_slider(description: str, value: float, low: float, high: float) -> widgets.FloatLogSlider:
@@ -73,8 +95,27 @@ def dropdown(description: str, options: Sequence, value=None) -> widgets.Dropdow
     return widgets.Dropdown(options=list(options), value=value, description=description, style=_STYLE, layout=_LAYOUT)
 
 
+def _grid(panels: int, figsize: tuple[float, float] | None) -> tuple[Figure, list[Axes]]:
+    """A figure of ``panels`` axes, two to a row (an odd last one spans its row).
+
+    ``figsize`` is (width, height) of one row; a width beyond ``FIGURE_WIDTH`` is narrowed to it.
+    """
+    columns = min(panels, 2) or 1
+    rows = -(-panels // columns)
+    width, height = figsize or (PANEL_SIZE[0] * columns, PANEL_SIZE[1])
+    figure = Figure(figsize=(min(width, FIGURE_WIDTH), height * rows), layout="constrained")
+    grid = figure.add_gridspec(rows, columns)
+    spans = [grid[i // columns, i % columns] for i in range(panels)]
+    if panels % columns:
+        spans[-1] = grid[rows - 1, :]
+    return figure, [figure.add_subplot(span) for span in spans]
+
+
 class Explorer:
-    """Controls that redraw a figure of ``panels`` whenever a value changes."""
+    """Controls that redraw a figure of ``panels`` whenever a value changes.
+
+    ``figsize`` is (width, height) of one row of panels (two to a row); wider than ``FIGURE_WIDTH`` is narrowed.
+    """
 
     def __init__(
         self,
@@ -90,8 +131,7 @@ class Explorer:
         self.panels: list[Panel[Self]] = list(panels)
         self.describe: Callable[[Self], str] = describe or (lambda explorer: "")
         self.render = render  # False: draw the figure but skip the PNG (headless runs)
-        self.figure = Figure(figsize=figsize or (4.3 * len(self.panels), 3.3), layout="constrained")
-        self.axes: list[Axes] = list(self.figure.subplots(1, len(self.panels), squeeze=False)[0])
+        self.figure, self.axes = _grid(len(self.panels), figsize)
         # Shrinks to the space beside the controls (min_width 0) and keeps its aspect ratio (height auto,
         # align_self: not stretched to the height of the controls).
         self.image = widgets.Image(
@@ -144,11 +184,12 @@ class Explorer:
         """The status line as plain text (what the learner reads)."""
         return self._status_text
 
-    def show_status(self, text: str, error: bool = False) -> None:
+    def show_status(self, text: str, error: bool = False, warning: bool = False) -> None:
+        """Show ``text``: plain, in red (``error``: the run failed) or in a warning box (``warning``: a bad run)."""
         self._status_text = text
-        colour = "crimson" if error else "inherit"
+        kind, style = ("error", "color:crimson") if error else ("warning", _WARNING_STYLE) if warning else ("plain", "")
         self.status.value = (
-            f"<div style='color:{colour};font-family:monospace;line-height:1.4'>{html.escape(text)}</div>"
+            f"<div class='mlkit-status mlkit-{kind}' style='{_STATUS_STYLE};{style}'>{html.escape(text)}</div>"
         )
 
     def sidebar(self) -> list[widgets.Widget]:
@@ -166,15 +207,24 @@ class Explorer:
         display(self.widget)
 
 
+_TRAINED_SHAPES: set[tuple] = set()  # shape signatures dashboards of this process have trained (and so compiled)
+NEAR_CHANCE = 1.5  # a classifier below 1.5x chance accuracy (at most halfway to 100%) has learned almost nothing
+
+
 class TrainingDashboard(Explorer):
     """Sliders for data, model and hyperparameters; Train and Stop buttons; curves redrawn per epoch.
 
     ``data`` is a Dataset or a function of the control values that makes one
     (re-made only when a control named in ``data_keys`` changes); ``model_fn(data,
-    values)`` builds a fresh model for each run. Controls named like ``TrainConfig``
-    fields (learning_rate, epochs, ...) override ``config``. With ``threaded=True``
-    (for JupyterLab) training runs in a background thread so the Stop button is
-    heard; ``train()`` itself always runs to the end before returning.
+    values)`` builds a fresh model for each run (it is also called under
+    ``nnx.eval_shape``, to learn before building whether the run compiles). Controls
+    named like ``TrainConfig`` fields (learning_rate, epochs, ...) override ``config``.
+    With ``threaded=True`` (for JupyterLab) training runs in a background thread so
+    the next change and the Stop button are heard (see the module docstring);
+    ``train()`` and ``set_value()`` always wait for the result.
+
+    A bad run (diverged, or accuracy near chance) ends in a warning box that says
+    what to try; the text is in ``warning`` ("" after a good run).
     """
 
     def __init__(
@@ -198,13 +248,16 @@ class TrainingDashboard(Explorer):
         self.threaded = threaded
         self.redraw_every = redraw_every
         self.train_button = widgets.Button(description="Train", icon="play", button_style="primary")
-        self.stop_button = widgets.Button(description="Stop", icon="stop", disabled=True)
+        self.stop_button = widgets.Button(description="Stop", icon="stop", tooltip="Stop after this epoch, keep it")
         self.train_button.on_click(self.on_train)
         self.stop_button.on_click(self.on_stop)
         self.history: History | None = None
         self.model: nnx.Module | None = None
         self.data: Dataset | None = None
-        self.training = False
+        self.warning = ""
+        self.training = False  # a run is going (or about to start)
+        self._lock = threading.Lock()  # guards `training` between the kernel's thread and the training thread
+        self._running: dict = {}  # the values the current run trains with
         self._data_key: tuple | None = None
         self._stop = False
         self._thread: threading.Thread | None = None
@@ -213,29 +266,45 @@ class TrainingDashboard(Explorer):
         self._started = 0.0
 
     def on_change(self, change=None) -> None:
+        with self._lock:
+            self._stop = False  # a move after Stop asks for a run of the new value
         self.start()
 
     def on_train(self, button=None) -> None:
         self.start()
 
     def on_stop(self, button=None) -> None:
-        """Ask the run to stop after the current epoch; the model keeps that epoch."""
-        self._stop = True
+        """Stop the run after its current epoch (the model keeps that epoch) and train nothing more."""
+        with self._lock:
+            self._stop = self.training  # pressed between runs: nothing to stop
 
     def start(self) -> None:
-        """Train now (or in a background thread when ``threaded``); ignored while a run is going."""
-        if self.training:
-            return
+        """Train with the current values: now, or in a background thread when ``threaded``.
+
+        During a run this does nothing: the run sees after its current epoch that the values
+        changed, stops, and one more run trains the latest values, however many changes came in.
+        """
+        with self._lock:
+            if self.training:
+                return
+            self.training = True
+            self._busy(True)
         if self.threaded:
-            self.training = True  # claimed before the thread starts, so a second click can't start another
-            self._thread = threading.Thread(target=self.train, daemon=True)
+            self._thread = threading.Thread(target=self._train_until_current, daemon=True)
             self._thread.start()
         else:
-            self.train()
+            self._train_until_current()
 
     def wait(self) -> None:
+        """Wait until no run is going (the thread has trained the latest values)."""
         if self._thread is not None:
             self._thread.join()
+
+    def train(self) -> History | None:
+        """One full run with the current control values (during a run: wait for it); returns its history."""
+        self.start()
+        self.wait()
+        return self.history
 
     def set_value(self, name: str, value) -> History | None:
         super().set_value(name, value)
@@ -248,35 +317,64 @@ class TrainingDashboard(Explorer):
         else:
             super().refresh()
 
-    def train(self: Self) -> History | None:
-        """One full run with the current control values; returns its history."""
-        values = self.values
-        self._busy(True)
+    def _train_until_current(self) -> None:
+        """Run until a run has trained the values the controls hold now, or Stop was pressed."""
+        try:
+            while True:
+                trained = self._run()
+                with self._lock:  # checked and cleared together: a change after this starts a new thread
+                    if self._stop or self.values == trained:
+                        self._idle()
+                        return
+        except BaseException:
+            with self._lock:
+                self._idle()
+            raise
+
+    def _idle(self) -> None:
+        self.training = self._stop = False  # a Stop applies to the run it was pressed in only
+        self._busy(False)
+
+    def _run(self: Self) -> dict:
+        """One run with the current values, drawn as it goes; returns the values it trained."""
+        values = self._running = self.values
         self._started = time.perf_counter()
         self._last_draw = 0.0  # the first epoch of every run is drawn
         try:
-            self.data = self._dataset(values)
-            self.model = self.model_fn(self.data, values)
+            data = self._dataset(values)
             fields = {f.name for f in dataclasses.fields(TrainConfig)}
             config = self.config.replace(**{k: v for k, v in values.items() if k in fields})
-            self.history = fit(self.model, self.data, config, callbacks=[self._after_epoch])
-            self.redraw()  # the final figure and status, before the controls come back
-            self.show_status(
-                self.describe(self) or self._progress(self.history, config.epochs, final=True),
-                error=self.history.status == "diverged",
-            )
+            shapes = self._shapes(data, values, config)
+            if shapes not in _TRAINED_SHAPES:
+                self.show_status(
+                    "compiling… (a new width, depth, batch size or data size: its first run compiles, a few seconds)"
+                )
+            self.model = self.model_fn(data, values)
+            history = fit(self.model, data, config, callbacks=[self._after_epoch])
         except ValueError as e:
             self.show_status(f"error: {e}", error=True)
-        finally:
-            self._stop = False  # a Stop pressed before or during this run applied to this run only
-            self._busy(False)
-        return self.history
+            return values
+        _TRAINED_SHAPES.add(shapes)
+        self.history = history
+        if not self._stop and self.values != values:
+            return values  # a newer setting trains next: skip drawing this one's end
+        self.warning = run_warning(history, data, config.learning_rate)
+        self.redraw()  # the final figure and status
+        text = self.describe(self) or self._progress(history, config.epochs, final=True)
+        self.show_status(f"{text}\n{self.warning}" if self.warning else text, warning=bool(self.warning))
+        return values
 
     def _dataset(self, values: dict) -> Dataset:
         key = tuple(values[k] for k in self.data_keys)
         if self.data is None or key != self._data_key:
             self.data, self._data_key = self.data_fn(values), key
         return self.data
+
+    def _shapes(self, data: Dataset, values: dict, config: TrainConfig) -> tuple:
+        """What decides whether ``fit`` compiles: the model's structure and shapes, the data's, the static config."""
+        graphdef, state = nnx.split(nnx.eval_shape(lambda: self.model_fn(data, values)))
+        arrays = (state, data.train.x, data.train.y, data.val.x, data.val.y)
+        return graphdef, compiled.signature(arrays), data.task, config.optimizer, config.batch_size, config.shuffle
 
     def _after_epoch(self, history: History) -> bool:
         self.history = history
@@ -287,12 +385,12 @@ class TrainingDashboard(Explorer):
             self.redraw()
             self._last_draw = time.perf_counter()
             self._draw_seconds = self._last_draw - start
-        self.show_status(self._progress(history, self.values.get("epochs", self.config.epochs)))
-        return not self._stop
+        self.show_status(self._progress(history, self._running.get("epochs", self.config.epochs)))
+        return not (self._stop or self.values != self._running)  # a change: stop here, train the new values
 
     def _progress(self, history: History, epochs: int, final: bool = False) -> str:
         if not history.epochs:
-            return history.message or "no epoch finished"
+            return "no epoch finished"
         text = (
             f"epoch {history.epochs}/{epochs} · loss {history.train_loss[-1]:.4f} · val loss {history.val_loss[-1]:.4f}"
         )
@@ -301,19 +399,61 @@ class TrainingDashboard(Explorer):
         text += f" · {time.perf_counter() - self._started:.1f} s"
         if final and history.status == "stopped":
             text += f" · stopped by you after epoch {history.epochs}"
-        elif final and history.status != "completed":
+        elif final and history.status not in ("completed", "diverged"):  # a diverged run's message is its warning
             text += f" · {history.status}: {history.message}"
         return text
 
     def _busy(self, busy: bool) -> None:
-        self.training = busy
-        for control in (*self.controls.values(), self.train_button):
-            control.disabled = busy
-        self.stop_button.disabled = not busy
+        """Show that a run is going on the Stop button. Nothing is disabled: see the module docstring."""
+        self.stop_button.button_style = "danger" if busy else ""
 
     def sidebar(self) -> list[widgets.Widget]:
         *controls, status = super().sidebar()
         return [*controls, widgets.HBox([self.train_button, self.stop_button]), status]
+
+
+def run_warning(history: History, data: Dataset, learning_rate: float) -> str:
+    """Why a finished run is bad and what to try, or "" for a good run.
+
+    Bad: ``fit`` says it diverged, or a classifier's last validation accuracy is near chance
+    (below ``NEAR_CHANCE`` times the share of the commonest class, and below halfway from that
+    share to 100%). A classifier's warning also says why a loss far above a blind guess's can
+    sit beside a fair accuracy.
+    """
+    classifier = data.task == "classification"
+    guess = math.log(data.num_classes) if classifier else math.nan  # the loss of a uniform guess
+    lines = []
+    if history.status == "diverged":
+        lines.append(history.message)
+    elif classifier and history.epochs:
+        chance = float(np.bincount(data.val.y).max() / len(data.val))
+        accuracy = history.val_acc[-1]
+        if accuracy >= min(NEAR_CHANCE * chance, (1 + chance) / 2):
+            return ""
+        lines.append(
+            f"Validation accuracy {accuracy:.1%} is near chance ({chance:.0%}, always answering the commonest "
+            f"class): the model has learned almost nothing."
+        )
+        losses = history.train_loss
+        if max(losses) > 1.1 * guess or any(b > 1.1 * a for a, b in itertools.pairwise(losses)):
+            lines.append(
+                f"The training loss rose or jumped about: try a lower learning rate than {learning_rate:g}, "
+                f"e.g. {learning_rate / 10:g}."
+            )
+        else:
+            lines.append(
+                "The training loss barely fell: try a higher learning rate, more epochs, or less weight decay "
+                "or dropout."
+            )
+    else:
+        return ""
+    if classifier and (history.status == "diverged" or (history.epochs and history.val_loss[-1] > guess)):
+        lines.append(
+            f"Why a huge loss can sit beside a fair accuracy: cross-entropy is -log of the probability given to "
+            f"the true class, so a confident mistake costs without limit (a blind guess costs ln "
+            f"{data.num_classes} = {guess:.2f}); accuracy only counts whether the top class is right."
+        )
+    return "\n".join(lines)
 
 
 def loss_panel(dashboard: TrainingDashboard, ax: Axes) -> None:
