@@ -46,6 +46,12 @@ def choice(expected: str) -> Callable[[Any], bool]:
     return lambda answer: str(answer).strip().lower() == expected
 
 
+# ---------------------------------------------------------------- 00-03 (tour, data, forward pass, loss)
+
+
+# ---------------------------------------------------------------- 04-07 (backprop, training loop, overfitting, tuning)
+
+
 # ---------------------------------------------------------------- 08 inference
 
 
