@@ -17,8 +17,8 @@ from importlib.metadata import version as _version
 
 from mlkit import bench, data, infer, models, train
 from mlkit.data import Dataset, Preprocessor, Split, load_dataset, make_dataset
-from mlkit.infer import Predictor, freeze, load_predictor, save_predictor
-from mlkit.models import MLP, ConvNet, LogisticRegression, count_params, eval_view
+from mlkit.infer import Predictor, freeze, load_predictor, save_predictor, verify_artifact
+from mlkit.models import MLP, ConvNet, EmbeddingBag, LogisticRegression, count_params, eval_view
 from mlkit.train import (
     Checkpoint,
     History,
@@ -39,6 +39,7 @@ __all__ = [
     "Checkpoint",
     "ConvNet",
     "Dataset",
+    "EmbeddingBag",
     "History",
     "LogisticRegression",
     "Predictor",
@@ -63,4 +64,5 @@ __all__ = [
     "save_predictor",
     "sweep",
     "train",
+    "verify_artifact",
 ]

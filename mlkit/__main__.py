@@ -7,6 +7,10 @@ from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
+import warnings
+import zipfile
+from pathlib import Path
 
 import numpy as np
 from flax import nnx
@@ -15,16 +19,21 @@ from flax import nnx
 def _train(args) -> int:
     import mlkit
 
+    _check_train_options(args)
+    if args.out:
+        if Path(args.out).is_file() and not args.out.lower().endswith(".onnx"):
+            raise ValueError(f"--out {args.out} is a file; give a directory for the artifact, or a .onnx name.")
+        _check_writable(args.out)
     data = mlkit.load_dataset(args.data, seed=args.seed, label=args.label)
     model: nnx.Module
     if args.model == "convnet":
         if data.image_shape is None:
-            raise SystemExit(f"--model convnet needs image data; {args.data!r} has no image shape.")
+            raise ValueError(f"--model convnet needs image data; {args.data!r} has no image shape. Use --model mlp.")
         model = mlkit.ConvNet(data.image_shape, data.num_classes, dropout=args.dropout, seed=args.seed)
     else:
         model = mlkit.MLP(
             data.num_features,
-            tuple(args.hidden),
+            tuple(args.hidden or (256, 256)),
             data.num_classes,
             dropout=args.dropout,
             batch_norm=args.batch_norm,
@@ -45,10 +54,37 @@ def _train(args) -> int:
         print(history.message)
     test_loss, test_acc = mlkit.evaluate(model, data.test, data.task)
     print(f"test loss {test_loss:.4f}" + (f", test accuracy {test_acc:.4f}" if data.task == "classification" else ""))
-    if args.out:
+    if args.out and history.status == "diverged" and not args.save_anyway:
+        print(f"error: training diverged, so nothing was saved to {args.out}; --save-anyway saves it.", file=sys.stderr)
+    elif args.out:
         mlkit.save_predictor(mlkit.freeze(model, data), args.out)
         print(f"saved the frozen predictor to {args.out}")
     return 0 if history.status in ("completed", "early_stopped") else 1
+
+
+def _check_train_options(args) -> None:
+    """Refuse options that would be ignored, before anything is loaded."""
+    if args.label is not None and not args.data.lower().endswith(".csv"):
+        raise ValueError(
+            f"--label picks the label column of a CSV file, and {args.data!r} is not one "
+            f"(shipped, generated and .npz sets carry their labels); drop --label."
+        )
+    if args.model == "convnet" and (args.hidden is not None or args.batch_norm):
+        raise ValueError("--hidden and --batch-norm shape an MLP; --model convnet has fixed blocks. Drop them.")
+
+
+def _check_writable(out: str) -> None:
+    """Fail before training, not after, when the artifact could not be written to ``out``."""
+    path = Path(out).absolute()
+    ancestor = path.parent
+    while not ancestor.exists():  # save_predictor creates missing parent directories
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise ValueError(f"--out {out}: {ancestor} is a file, not a directory; choose another path.")
+    try:
+        tempfile.TemporaryFile(dir=ancestor).close()
+    except OSError as e:
+        raise ValueError(f"--out {out}: cannot write in {ancestor} ({e.strerror}); choose a writable directory.") from e
 
 
 def _predict(args) -> int:
@@ -56,20 +92,19 @@ def _predict(args) -> int:
 
     prefer_sync_dispatch()  # before JAX starts: this process only answers
     import mlkit
+    from mlkit.infer.verify import key_from
 
-    predictor = mlkit.load_predictor(args.artifact)
-    if args.input.endswith(".npz"):
-        with np.load(args.input, allow_pickle=False) as f:
-            x = f["x"]
-    else:
-        x = np.loadtxt(args.input, delimiter=",", ndmin=2)
-    x = x.reshape(len(x), -1)
+    predictor = mlkit.load_predictor(args.artifact, key=key_from(args.key))
+    x = _read_rows(args.input)
     for label in predictor.predict(x):
         print(label)
     return 0
 
 
 def _bench(args) -> int:
+    if Path(args.out).is_dir():
+        raise ValueError(f"--out {args.out} is a directory; give a file name for the JSON results.")
+    _check_writable(args.out)
     from mlkit.lessons.timing import redraw_seconds  # the command line sits on top: it may time the lessons' UI
     from mlkit.tools import benchmarks
 
@@ -94,6 +129,7 @@ def _serve(args) -> int:
     prefer_sync_dispatch()  # before JAX starts: this process only answers
     from pathlib import Path
 
+    from mlkit.infer.verify import key_from
     from mlkit.serve import Settings, run
 
     max_batch, max_wait_ms = (1, 0.0) if args.no_batching else (args.max_batch, args.max_wait_ms)
@@ -114,6 +150,7 @@ def _serve(args) -> int:
         shutdown_timeout_s=args.shutdown_timeout,
         log_level=args.log_level,
         access_log=args.access_log,
+        key=key_from(args.key),
     )
     try:
         return run(settings)
@@ -127,17 +164,12 @@ def _load(args) -> int:
     from mlkit.serve import load
 
     rows = None
-    if args.data:
-        if args.data.endswith(".npz"):
-            with np.load(args.data, allow_pickle=False) as f:
-                rows = f["x"]
-        elif args.data.endswith(".csv"):
-            rows = np.loadtxt(args.data, delimiter=",", ndmin=2)
-        else:
-            import mlkit
+    if args.data and args.data.lower().endswith((".npz", ".csv")):
+        rows = _read_rows(args.data)
+    elif args.data:
+        import mlkit
 
-            rows = mlkit.load_dataset(args.data, seed=0).test.raw_x
-        rows = rows.reshape(len(rows), -1)
+        rows = mlkit.load_dataset(args.data, seed=0).test.raw_x
     result = load.run(
         args.url,
         rate=args.rate,
@@ -153,6 +185,31 @@ def _load(args) -> int:
     return 0 if result.ok else 1
 
 
+def _read_rows(path: str) -> np.ndarray:
+    """Raw feature rows, one per example, from a CSV of numbers (no label column) or an NPZ with array ``x``."""
+    source = Path(path)
+    if not source.is_file():
+        raise ValueError(f"{path} is {'a directory' if source.is_dir() else 'missing'}; expected a .csv or .npz file.")
+    if source.suffix.lower() == ".npz":
+        try:
+            with open(source, "rb") as handle, np.load(handle, allow_pickle=False) as f:  # closed on a bad file
+                if "x" not in f.files:
+                    raise ValueError(f"{path} holds arrays {sorted(f.files)}; expected one named 'x' (the rows).")
+                x = f["x"]
+        except (OSError, EOFError, zipfile.BadZipFile) as e:
+            raise ValueError(f"{path} is not a readable .npz file ({e}).") from e
+    else:
+        try:
+            with warnings.catch_warnings():  # an empty file: said below, in the same words as for an NPZ
+                warnings.simplefilter("ignore", UserWarning)
+                x = np.loadtxt(source, delimiter=",", ndmin=2)
+        except (ValueError, UnicodeDecodeError) as e:
+            raise ValueError(f"{path} is not a CSV of numbers, one row per example ({e}).") from e
+    if x.ndim == 0 or len(x) == 0:
+        raise ValueError(f"{path} holds no rows; expected one row of features per example.")
+    return x.reshape(len(x), -1)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m mlkit", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -161,7 +218,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--data", default="digits", help="digits, mnist5k, moons, ... or a .csv/.npz path")
     train.add_argument("--label", default=None, help="label column of a CSV file (default: the last)")
     train.add_argument("--model", choices=("mlp", "convnet"), default="mlp")
-    train.add_argument("--hidden", type=int, nargs="+", default=[256, 256], help="MLP hidden layer widths")
+    train.add_argument("--hidden", type=int, nargs="+", default=None, help="MLP hidden layer widths (default 256 256)")
     train.add_argument("--dropout", type=float, default=0.0)
     train.add_argument("--batch-norm", action="store_true")
     train.add_argument("--epochs", type=int, default=30)
@@ -172,11 +229,18 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--patience", type=int, default=None, help="early-stopping patience in epochs")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--out", default=None, help="directory for the deployable predictor artifact")
+    train.add_argument("--save-anyway", action="store_true", help="save the artifact even if training diverged")
     train.set_defaults(run=_train)
 
     predict = commands.add_parser("predict", help="label the rows of a CSV or NPZ file with a saved predictor")
     predict.add_argument("artifact", help="a directory written by `train --out` or Predictor.save")
     predict.add_argument("input", help="CSV of raw feature rows (no label column), or .npz with array x")
+    predict.add_argument(
+        "--key-file",
+        dest="key",  # a file, so the key itself never goes on a command line (or into `ps`)
+        metavar="PATH",
+        help="file holding the signing key: only artifacts signed with it load (default: $MLKIT_ARTIFACT_KEY)",
+    )
     predict.set_defaults(run=_predict)
 
     bench = commands.add_parser("bench", help="time mlkit against the usual ways to train and infer")
@@ -209,6 +273,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--log-level", default="warning", choices=("critical", "error", "warning", "info", "debug", "trace")
     )
     serve.add_argument("--access-log", action=argparse.BooleanOptionalAction, default=False, help="log every request")
+    serve.add_argument(
+        "--key-file",
+        dest="key",  # the file that gives Settings.key (the key itself never goes on a command line)
+        metavar="PATH",
+        help="file holding the signing key: only artifacts signed with it load (default: $MLKIT_ARTIFACT_KEY)",
+    )
     serve.set_defaults(run=_serve)
 
     load = commands.add_parser("load", help="send load to a running server and report throughput and latency")
@@ -238,9 +308,12 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)
-    except (ValueError, FileNotFoundError) as e:
+    except (ValueError, OSError) as e:  # what the library raises for a user's mistake
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

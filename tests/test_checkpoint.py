@@ -1,4 +1,7 @@
+import json
+
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -72,3 +75,73 @@ def test_a_crash_while_writing_keeps_the_previous_checkpoint(tmp_path, monkeypat
     with pytest.raises(OSError, match="No space"):
         mlkit.save_checkpoint(path, mlkit.MLP(64, (8,), 10, seed=5))
     assert path.read_bytes() == saved and sorted(p.name for p in tmp_path.iterdir()) == ["c.npz"]
+
+
+def rewrite(path, **changes):
+    """The checkpoint at ``path`` with some of its members replaced, as anyone who can edit the file can."""
+    with np.load(path, allow_pickle=False) as f:
+        members = {name: f[name] for name in f.files}
+    members.update(changes)
+    np.savez(path, **members)
+
+
+@pytest.mark.parametrize(
+    "history, message",
+    [
+        ({"status": 5, "train_loss": "abc"}, r"the history's train_loss should be a list of numbers"),
+        ({"status": 5}, r"the history's status should be one of \['running', 'completed'"),
+        ({"train_loss": [0.1], "best_epoch": 7}, r"history's best_epoch should be null or an epoch from 1 to 1, got 7"),
+        ({"compile_time": -1}, r"the history's compile_time should be seconds"),
+        ({"pickle": "cos\nsystem"}, r"its history should be an object with some of the fields"),
+    ],
+)
+def test_the_history_is_checked_field_by_field(tmp_path, history, message):
+    model = mlkit.MLP(64, (8,), 10)
+    path = mlkit.save_checkpoint(tmp_path / "c.npz", model)
+    rewrite(path, __history__=np.array(json.dumps(history)))
+    with pytest.raises(ValueError, match=rf"c.npz is not an intact mlkit checkpoint: .*{message}"):
+        mlkit.load_checkpoint(path, model)
+
+
+def test_a_diverged_history_still_loads(tmp_path):
+    history = mlkit.History(train_loss=[0.5, float("nan")], status="diverged", message="loss became NaN")
+    path = mlkit.save_checkpoint(tmp_path / "c.npz", mlkit.MLP(64, (8,), 10), history)
+    back = mlkit.load_checkpoint(path, mlkit.MLP(64, (8,), 10))
+    assert back.status == "diverged" and np.isnan(back.train_loss[1])
+
+
+def test_non_finite_weights_are_refused_unless_asked_for(tmp_path):
+    broken = mlkit.MLP(64, (8,), 10)
+    broken.layers[0].kernel[...] = broken.layers[0].kernel[...].at[0, 0].set(jnp.nan)
+    path = mlkit.save_checkpoint(tmp_path / "c.npz", broken)
+    fresh = mlkit.MLP(64, (8,), 10, seed=4)
+    before = params(fresh)
+    with pytest.raises(
+        ValueError, match=r"c.npz: \['layers/0/kernel/value'\] hold NaN or infinity.*allow_nonfinite=True"
+    ):
+        mlkit.load_checkpoint(path, fresh)
+    for a, b in zip(before, params(fresh), strict=True):
+        np.testing.assert_array_equal(a, b)
+    mlkit.load_checkpoint(path, fresh, allow_nonfinite=True)
+    assert np.isnan(np.asarray(fresh.layers[0].kernel[...])[0, 0])
+
+
+def test_the_manifest_catches_an_altered_array(tmp_path):
+    model = mlkit.MLP(64, (8,), 10)
+    path = mlkit.save_checkpoint(tmp_path / "c.npz", model)
+    with np.load(path, allow_pickle=False) as f:
+        kernel = f["layers/0/kernel/value"] + 1.0
+    rewrite(path, **{"layers/0/kernel/value": kernel})
+    with pytest.raises(ValueError, match=r"\['layers/0/kernel/value'\] differ from their shape, dtype or sha256"):
+        mlkit.load_checkpoint(path, model)
+
+
+def test_sizes_are_capped_before_reading_and_unpacking(tmp_path):
+    model = mlkit.MLP(64, (8,), 10)
+    path = mlkit.save_checkpoint(tmp_path / "c.npz", model)
+    with pytest.raises(ValueError, match=r"c.npz is [\d,]+ bytes, more than the 1,000 allowed \(max_bytes\)"):
+        mlkit.load_checkpoint(path, model, max_bytes=1000)
+    bomb = tmp_path / "bomb.npz"
+    np.savez_compressed(bomb, zeros=np.zeros(10_000_000, np.float32))  # 40 MB of zeros in a few kB
+    with pytest.raises(ValueError, match=r"it unpacks to 40,000,128 bytes, more than the 1,000,000 allowed"):
+        mlkit.load_checkpoint(bomb, model, max_bytes=1_000_000)

@@ -42,3 +42,92 @@ def test_a_bad_artifact_path_exits_with_2_and_says_why(tmp_path):
 def test_a_directory_that_is_not_an_artifact_exits_with_2(tmp_path, capsys):
     assert main(["predict", str(tmp_path), str(tmp_path / "rows.csv")]) == 2
     assert f"{tmp_path} is not a predictor artifact: it has no metadata.json" in capsys.readouterr().err
+
+
+def one_error_line(capsys) -> str:
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and err.count("\n") == 1 and err.startswith("error: "), err
+    return err
+
+
+@pytest.fixture
+def no_training(monkeypatch):
+    """Options are checked before any training starts: fit must never be reached."""
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("fit ran before the options were checked")
+
+    monkeypatch.setattr(mlkit, "fit", refuse)
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        (["--hidden", "0"], "Hidden layer widths must be positive integers, got (0,)"),
+        (["--hidden", "64", "-5"], "got (64, -5)"),
+        (["--out", "/proc/no-such/dir"], "cannot write in /proc"),
+        (["--out", "{file}/sub"], "is a file, not a directory"),
+        (["--out", "{file}"], "is a file; give a directory for the artifact"),
+        (["--label", "3"], "--label picks the label column of a CSV file"),
+        (["--model", "convnet", "--hidden", "8"], "--model convnet has fixed blocks"),
+        (["--data", "moons", "--model", "convnet"], "--model convnet needs image data"),
+        (["--lr", "nan"], "learning_rate must be a positive number"),
+        (["--epochs", "0"], "epochs must be a whole number >= 1"),
+        (["--data", "no-such.csv"], "No such data file"),
+    ],
+)
+def test_train_user_errors_are_one_line_and_exit_2(options, message, tmp_path, capsys, no_training):
+    (tmp_path / "file").write_text("not a directory")
+    options = [o.replace("{file}", str(tmp_path / "file")) for o in options]
+    assert main(["train", *options]) == 2
+    assert message in one_error_line(capsys)
+
+
+def test_a_diverged_run_exits_non_zero_and_saves_nothing_unless_asked(tmp_path, capsys):
+    out = tmp_path / "model"
+    wreck = ["train", "--hidden", "16", "--epochs", "2", "--lr", "1e8", "--out", str(out)]
+    assert main(wreck) == 1
+    captured = capsys.readouterr()
+    assert "Training diverged in epoch" in captured.out and "lower learning rate" in captured.out
+    assert f"nothing was saved to {out}; --save-anyway saves it" in captured.err
+    assert not out.exists()
+    assert main([*wreck, "--save-anyway"]) == 1
+    assert mlkit.load_predictor(out).predict(np.zeros((1, 64))).shape == (1,)
+
+
+def written(path, content: bytes):
+    path.write_bytes(content)
+    return path
+
+
+@pytest.mark.parametrize(
+    "make_input, message",
+    [
+        (lambda d: np.savez(d / "in.npz", y=np.zeros(3)) or d / "in.npz", "holds arrays ['y']; expected one named 'x'"),
+        (lambda d: d, "is a directory; expected a .csv or .npz file"),
+        (lambda d: d / "missing.csv", "is missing; expected a .csv or .npz file"),
+        (lambda d: written(d / "t.csv", b"a,b\nc,d\n"), "is not a CSV of numbers"),
+        (lambda d: written(d / "bad.npz", b"PK\x03\x04junk"), "is not a readable .npz file"),
+        (lambda d: written(d / "empty.csv", b""), "holds no rows"),
+    ],
+)
+def test_predict_input_errors_are_one_line_and_exit_2(artifact_dir, tmp_path, capsys, make_input, message):
+    source = tmp_path / "inputs"
+    source.mkdir()
+    assert main(["predict", str(artifact_dir), str(make_input(source))]) == 2
+    assert message in one_error_line(capsys)
+
+
+def test_load_against_no_server_is_one_error_line(capsys):
+    import socket
+
+    with socket.socket() as s:  # a port that was free a moment ago: nothing listens there
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    assert main(["load", f"http://127.0.0.1:{port}", "--duration", "0.2"]) == 2
+    assert "No mlkit server answered" in one_error_line(capsys)
+
+
+def test_bench_checks_its_output_path_first(tmp_path, capsys):
+    assert main(["bench", "--quick", "--out", str(tmp_path)]) == 2
+    assert "is a directory; give a file name" in one_error_line(capsys)

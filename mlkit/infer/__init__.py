@@ -1,12 +1,13 @@
 """Inference: apply the frozen parameters to new data, fast.
 
 ``freeze`` turns a trained model into a :class:`Predictor`; ``save_predictor`` /
-``load_predictor`` write and read the deployable artifact; ``postprocess``,
+``load_predictor`` write and read the deployable artifact, and ``verify_artifact``
+runs its program in a child process first (see :mod:`mlkit.infer.verify`); ``postprocess``,
 ``compress`` and ``drift`` are what happens to a model after training.
 """
 
 from mlkit.infer import compress, drift, postprocess
-from mlkit.infer.artifact import load_predictor, read_metadata, save_predictor
+from mlkit.infer.artifact import load_predictor, read_metadata, save_predictor, verify_artifact
 from mlkit.infer.predictor import BUCKETS, Predictor, accuracy, freeze
 
 __all__ = [
@@ -20,4 +21,5 @@ __all__ = [
     "postprocess",
     "read_metadata",
     "save_predictor",
+    "verify_artifact",
 ]

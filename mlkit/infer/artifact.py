@@ -3,32 +3,53 @@
 An artifact is a directory::
 
     model/                   the path given to ``save_predictor(predictor, path)``
-      metadata.json          input and output spec, labels, task, pre-processing statistics,
-                             versions, and the size and sha256 of the payload
+      manifest.json          the size and sha256 of metadata.json and function.jaxexport
+      manifest.sig           an HMAC-SHA256 of manifest.json (see mlkit.infer.verify)
+      metadata.json          task, labels, input and output spec, batch buckets, pre-processing
+                             statistics, platforms, versions, and the answers to a few check rows
       function.jaxexport     the whole frozen function (pre-processing, model, softmax, the
                              parameters as constants) in jax.export's own binary format
 
 A directory rather than one file, so the description stays plain text that
 ``cat model/metadata.json`` shows, next to a payload that is exactly the bytes
-``jax.export`` wrote. Loading needs jax and numpy only: no pickle, no eval, no
-model class, no flax. The batch dimension is symbolic (``b``), so one artifact
-serves every batch size.
+``jax.export`` wrote. Running the payload needs jax and numpy only: no pickle, no
+eval, no model class, no flax. The batch dimension is symbolic (``b``), so one
+artifact serves every batch size.
 
-Saving is atomic: the new artifact is written completely into a hidden sibling
-directory and only then renamed to ``path``. An artifact already there stays
-intact until the new one is complete; it is then moved aside, the new one takes
-its name, and the old one is deleted.
+Loading reads the files through the directory it opened, each checked with
+``stat`` before a byte is read: a plain file (a symbolic link is never followed),
+no larger than its cap (``MAX_*`` below) and exactly the size the manifest
+records. With a key, the signature is checked first, before any JSON is parsed.
+Then the manifest's sha256 of each file, strict JSON (bounded depth, no duplicate
+keys, no NaN), every metadata field by type and range, the versions and the
+platform. Only then does the program run: in a child process first unless the
+artifact is signed (:mod:`mlkit.infer.verify`), and its declared shapes,
+platforms and devices must match the metadata.
+
+Saving writes the new artifact completely into a hidden sibling directory, which
+then trades places with the old one in one atomic exchange
+(:func:`mlkit.storage.exchange`) before the old one is deleted, so the path is
+never missing or half-written. A reader holds the directory it opened: it reads
+all of the old artifact or all of the new one, and starts again if a save removed
+the old one under it. A save killed half-way leaves a hidden directory that the
+next save to the same path removes.
 """
 
 from __future__ import annotations
 
+import collections
+import dataclasses
+import errno
+import glob
 import hashlib
 import importlib.metadata
 import json
+import math
 import os
+import re
 import shutil
 import tempfile
-import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -39,42 +60,68 @@ import numpy as np
 from mlkit.data import Preprocessor
 from mlkit.infer.dispatch import prefer_sync_dispatch
 from mlkit.infer.onnx_format import load_onnx, save_onnx
-from mlkit.infer.predictor import BUCKETS, Predictor
+from mlkit.infer.predictor import Predictor
+from mlkit.infer.verify import as_key, check_program, machine_key, run_in_child, sign, signed_with
+from mlkit.storage import exchange, parse_json, read_file, sync_directory
 
 FORMAT = "mlkit.predictor"
-FORMAT_VERSION = 1
-METADATA = "metadata.json"
-PAYLOAD = "function.jaxexport"
+FORMAT_VERSION = 2  # 2: manifest.json covers every file; 1 (mlkit 0.1): only the payload's sha256, in metadata
+MANIFEST_FORMAT = "mlkit.manifest"
+MANIFEST, SIGNATURE, METADATA, PAYLOAD = "manifest.json", "manifest.sig", "metadata.json", "function.jaxexport"
 PLATFORMS = ("cpu", "cuda")  # exported for both, so an artifact saved on a laptop also runs on a GPU
-REQUIRED = ("format_version", "task", "labels", "input", "output", "preprocessor", "versions", "payload")
+KNOWN_PLATFORMS = ("cpu", "cuda", "rocm", "tpu")  # jax.export's names
+TASKS = ("classification", "regression")
+MAX_BYTES = 1 << 30  # the largest payload read; load_predictor(..., max_bytes=) raises it
+MAX_METADATA_BYTES = 16 << 20
+MAX_MANIFEST_BYTES = 64 << 10
+MAX_FEATURES = 1 << 24
+MAX_LABELS = 100_000
+MAX_LABEL_CHARS = 1_000
+MAX_BUCKETS = 32
+MAX_BUCKET = 65_536  # rows in one compiled batch
+MAX_BATCH_BYTES = 1 << 30  # of float32 input in the largest bucket
+CHECK_ROWS = 4  # rows whose answers are recorded at save time and compared when the program is checked
+READ_TRIES = 5  # a reader starts again this often if saves keep replacing the artifact under it
+COMMON = ("format_version", "task", "labels", "input", "output", "preprocessor", "versions")
+KEYS = {
+    1: {"format", *COMMON, "buckets", "param_bytes", "platforms", "payload"},
+    2: {"format", *COMMON, "buckets", "param_bytes", "platforms", "check"},
+}
 RE_EXPORT = (
     "Re-export it with the versions installed here: `python -m mlkit train ... --out DIR`, "
     "or `mlkit.save_predictor(predictor, DIR)` from the trained model."
 )
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
-def save_predictor(predictor: Predictor, path: str | os.PathLike, format: str | None = None) -> Path:
+def save_predictor(
+    predictor: Predictor, path: str | os.PathLike, format: str | None = None, *, key: bytes | str | None = None
+) -> Path:
     """Write ``predictor`` at ``path``, atomically; returns the path.
 
-    ``format="jax"`` (the default) writes the artifact directory described above;
+    ``format="jax"`` (the default) writes the artifact directory described above, signed with
+    ``key`` (at least 16 bytes), or with this machine's own key when none is given;
     ``format="onnx"`` (the default for a path ending in ``.onnx``) one standard ONNX
     file that any ONNX runtime can run (see :mod:`mlkit.infer.onnx_format`).
     """
     path = Path(path)
     format = format or ("onnx" if path.suffix.lower() == ".onnx" else "jax")
     if format == "onnx":
+        if key is not None:
+            raise ValueError(f"An .onnx file has no manifest to sign; save {path} with format='jax' to sign it.")
         return save_onnx(predictor, path)
     if format != "jax":
         raise ValueError(f'format must be "jax" (a jax.export directory) or "onnx" (one .onnx file), got {format!r}.')
+    signing_key = as_key(key) if key is not None else machine_key(create=True)
     _check_target(path)
     exported = _export(predictor)
-    outputs = exported.out_avals[0].shape[1]
-    if predictor.task == "classification" and len(predictor.labels) != outputs:
+    gives = [aval.shape for aval in exported.out_avals]
+    if len(gives) != 1 or len(gives[0]) != 2 or not isinstance(gives[0][1], int):
         raise ValueError(
-            f"A classifier needs one label per output: expected {outputs} labels, "
-            f"got {len(predictor.labels)}. Pass labels= to freeze or Predictor."
+            f"Cannot save this predictor: its function gives arrays of shapes {gives}, not one (n, outputs) "
+            f"array of probabilities or values."
         )
-    payload = exported.serialize()
+    outputs = gives[0][1]
     metadata = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -87,26 +134,41 @@ def save_predictor(predictor: Predictor, path: str | os.PathLike, format: str | 
         "param_bytes": predictor.nbytes,
         "platforms": list(exported.platforms),
         "versions": _versions(exported.calling_convention_version),
-        "payload": {"file": PAYLOAD, "bytes": len(payload), "sha256": hashlib.sha256(payload).hexdigest()},
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.saving-", dir=path.parent))
-    try:
-        staging.chmod(0o755)  # mkdtemp makes it private; an artifact is meant to be shared
-        _write(staging / PAYLOAD, bytes(payload))
-        _write(staging / METADATA, json.dumps(metadata, indent=2).encode())
-        _swap_in(staging, path)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+    answers = np.asarray(exported.call(check_rows(metadata)))
+    if not np.isfinite(answers).all():
+        raise ValueError("Cannot save this predictor: its answers to rows near the training mean hold NaN or infinity.")
+    metadata["check"] = {"platform": jax.export.default_export_platform(), "outputs": answers.tolist()}
+    problem = _problem(metadata) or check_program(exported, metadata)
+    if problem:
+        raise ValueError(f"Cannot save this predictor: {problem}. Fix it in freeze or Predictor.")
+    payload = bytes(exported.serialize())
+    described = json.dumps(metadata, indent=2).encode()
+    manifest = json.dumps({"format": MANIFEST_FORMAT, "files": {METADATA: _entry(described), PAYLOAD: _entry(payload)}})
+    files = {PAYLOAD: payload, METADATA: described, MANIFEST: manifest.encode()}
+    if signing_key is not None:
+        files[SIGNATURE] = sign(files[MANIFEST], signing_key)
+    _write_directory(path, files)
     return path
 
 
-def load_predictor(path: str | os.PathLike) -> Predictor:
+def load_predictor(
+    path: str | os.PathLike,
+    *,
+    key: bytes | str | None = None,
+    verify: bool | None = None,
+    verify_timeout: float | None = None,
+    max_bytes: int = MAX_BYTES,
+) -> Predictor:
     """The :class:`Predictor` saved at ``path``: same labels, task, validation and batch buckets.
 
     A directory is read as a jax.export artifact, a ``.onnx`` file with ONNX Runtime.
-    Raises FileNotFoundError for a missing path and ValueError, naming the file and
+    With ``key``, an artifact not signed with it is refused before anything is parsed.
+    ``verify`` runs the program in a child process first (see :mod:`mlkit.infer.verify`):
+    by default only when the artifact is not signed (with ``key`` or this machine's key);
+    ``True`` always, ``False`` never (only for artifacts you made yourself); the check may take
+    ``verify_timeout`` seconds (default ``mlkit.infer.verify.TIMEOUT_S``). ``max_bytes`` caps the
+    payload. Raises FileNotFoundError for a missing path and ValueError, naming the file and
     the problem, for anything that is not an intact artifact this jax can run.
     Loading is where a serving process starts, so it first asks for synchronous CPU
     dispatch (see :mod:`mlkit.infer.dispatch`; it changes nothing once JAX has started).
@@ -114,103 +176,386 @@ def load_predictor(path: str | os.PathLike) -> Predictor:
     path = Path(path)
     prefer_sync_dispatch()
     if path.suffix.lower() == ".onnx" and not path.is_dir():
-        return load_onnx(path)
-    metadata = read_metadata(path)
-    _check_versions(metadata, path)
-    payload = _read_payload(path, metadata)
+        if key is not None:
+            raise ValueError(f"{path} is an .onnx file, which cannot be signed; sign a jax.export directory instead.")
+        return load_onnx(path, max_bytes=max_bytes)
+    found = _read(path, key, max_bytes)
+    if verify or (verify is None and not found.signed):
+        _verify(found, verify_timeout)
     try:
-        exported = jax.export.deserialize(bytearray(payload))
+        exported = jax.export.deserialize(bytearray(found.payload))
     except Exception as e:  # flatbuffers raises struct.error, IndexError, ... on bytes it cannot parse
         raise ValueError(
             f"{path / PAYLOAD} passed its checksum but jax {jax.__version__} cannot read it "
             f"({type(e).__name__}: {e}). {RE_EXPORT}"
         ) from e
-    num_features = metadata["input"]["shape"][1]
-    avals = exported.in_avals
-    if len(avals) != 1 or avals[0].shape[1:] != (num_features,) or avals[0].dtype != jnp.float32:
-        takes = ", ".join(aval.str_short() for aval in avals)
-        raise ValueError(
-            f"{path}: {METADATA} says the input is float32[b,{num_features}] but the function "
-            f"takes ({takes}); the two files do not belong together. Re-save the artifact."
-        )
+    problem = check_program(exported, found.metadata)
+    if problem:
+        raise ValueError(f"{path}: {problem}; {METADATA} and {PAYLOAD} do not belong together. Re-save the artifact.")
+    metadata = found.metadata
     preprocessor = metadata["preprocessor"]
     return Predictor(
         exported.call,
-        num_features,
+        metadata["input"]["shape"][1],
         metadata["labels"],
         task=metadata["task"],
-        buckets=metadata.get("buckets", BUCKETS),
+        buckets=metadata["buckets"],
         preprocessor=None if preprocessor is None else Preprocessor.from_dict(preprocessor),
     )
 
 
-def read_metadata(path: str | os.PathLike) -> dict:
+def verify_artifact(
+    path: str | os.PathLike, *, key: bytes | str | None = None, timeout: float | None = None, max_bytes: int = MAX_BYTES
+) -> None:
+    """Check the artifact at ``path`` as ``load_predictor`` does, and run its program in a child process.
+
+    The child deserializes the program, runs it on the artifact's check rows and batch sizes up to
+    64 rows, and its answers must match those recorded at save time. A crash, an abort or a
+    time-out there becomes a ValueError naming the artifact; this process never runs the program.
+    """
+    _verify(_read(Path(path), key, max_bytes), timeout)
+
+
+def read_metadata(path: str | os.PathLike, *, key: bytes | str | None = None) -> dict:
     """The checked contents of ``path/metadata.json`` (the payload is not read)."""
-    path = Path(path)
+    return _read(Path(path), key, None).metadata
+
+
+def check_rows(metadata: dict) -> np.ndarray:
+    """The rows whose answers an artifact records: within two standard deviations of the training mean.
+
+    Made by plain float64 arithmetic (no random generator), so every machine and NumPy version
+    makes the same rows.
+    """
+    n = metadata["input"]["shape"][1]
+    pre = metadata["preprocessor"] or {"mean": [0.0] * n, "scale": [1.0] * n}
+    z = (np.arange(1, CHECK_ROWS * n + 1, dtype=np.float64).reshape(CHECK_ROWS, n) * 0.6180339887498949) % 1.0
+    return (np.asarray(pre["mean"]) + np.asarray(pre["scale"]) * (4 * z - 2)).astype(np.float32)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Found:
+    path: Path
+    metadata: dict
+    payload: bytes
+    signed: bool  # with the caller's key or this machine's
+
+
+class _Replaced(Exception):
+    """A save replaced the artifact while it was being read."""
+
+
+def _read(path: Path, key: bytes | str | None, max_bytes: int | None) -> _Found:
+    """Everything one version of the artifact holds, checked (``max_bytes=None``: all but the payload)."""
+    key = None if key is None else as_key(key)
+    for _ in range(READ_TRIES):
+        try:
+            return _read_once(path, key, max_bytes)
+        except _Replaced:  # noqa: PERF203 (a retry, not a hot loop)
+            continue
+    raise ValueError(f"{path} was saved over {READ_TRIES} times while it was being read. Load it once saving stops.")
+
+
+def _read_once(path: Path, key: bytes | None, max_bytes: int | None) -> _Found:
     expected = (
-        f"a directory holding {METADATA} and {PAYLOAD}, written by mlkit.save_predictor "
+        f"a directory holding {MANIFEST}, {METADATA} and {PAYLOAD}, written by mlkit.save_predictor "
         f"or `python -m mlkit train --out`"
     )
-    if not path.exists():
-        aside = sorted(path.parent.glob(f".{path.name}.old-*"))
-        hint = f" An interrupted save left the previous artifact at {aside[-1]}; rename it back." if aside else ""
-        raise FileNotFoundError(f"No predictor artifact at {path}: expected {expected}.{hint}")
-    if not path.is_dir():
-        raise ValueError(f"{path} is a file, not a predictor artifact: expected {expected}.")
-    meta_path = path / METADATA
-    if not meta_path.is_file():
-        raise ValueError(f"{path} is not a predictor artifact: it has no {METADATA}. Expected {expected}.")
     try:
-        metadata = json.loads(meta_path.read_text())
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        folder = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except FileNotFoundError:
+        raise FileNotFoundError(f"No predictor artifact at {path}: expected {expected}.") from None
+    except NotADirectoryError:
+        raise ValueError(f"{path} is a file, not a predictor artifact: expected {expected}.") from None
+
+    def member(name: str, cap: int, limit: str, size: int | None = None, recorded: str = MANIFEST) -> bytes | None:
+        try:
+            what = str(path / name)
+            return read_file(name, cap=cap, what=what, limit=limit, size=size, recorded=recorded, dir_fd=folder)
+        except FileNotFoundError:
+            if _replaced(path, folder):
+                raise _Replaced from None
+            return None
+
+    try:
+        manifest = member(MANIFEST, MAX_MANIFEST_BYTES, "MAX_MANIFEST_BYTES")
+        signature = member(SIGNATURE, 1024, "1 KiB")
+        legacy = None if manifest is not None else member(METADATA, MAX_METADATA_BYTES, "MAX_METADATA_BYTES")
+        if manifest is None and legacy is None:
+            raise ValueError(f"{path} is not a predictor artifact: it has no {METADATA}. Expected {expected}.")
+        if key is not None and not signed_with(manifest or b"", signature, key):
+            state = (
+                "has a signature that does not match this key: it was altered, or signed with another key"
+                if signature
+                else "is not signed: it was saved without a key (or by an older mlkit)"
+            )
+            raise ValueError(
+                f"{path} {state}, so nothing in it was read. Ask for it signed with save_predictor(..., key=KEY)."
+            )
+        if manifest is None:
+            read = lambda size: member(PAYLOAD, max_bytes or 0, "max_bytes", size, METADATA)
+            return _read_version_1(path, legacy or b"", read if max_bytes is not None else None)
+        files = _files(parse_json(manifest, str(path / MANIFEST)), path)
+        raw = member(METADATA, MAX_METADATA_BYTES, "MAX_METADATA_BYTES", files[METADATA]["bytes"])
+        metadata = _parse_metadata(
+            _check_digest(raw, files[METADATA]["sha256"], path / METADATA, MANIFEST), path / METADATA
+        )
+        if metadata["format_version"] < 2:
+            raise ValueError(f"{path / METADATA} says format 1, which has no {MANIFEST}. Re-save the artifact.")
+        payload = b""
+        if max_bytes is not None:
+            data = member(PAYLOAD, max_bytes, "max_bytes", files[PAYLOAD]["bytes"])
+            payload = _check_digest(data, files[PAYLOAD]["sha256"], path / PAYLOAD, MANIFEST)
+        signed = key is not None or (signature is not None and signed_with(manifest, signature, machine_key()))
+        return _Found(path, metadata, payload, signed)
+    finally:
+        os.close(folder)
+
+
+def _read_version_1(path: Path, raw: bytes, read_payload: Callable[[int], bytes | None] | None) -> _Found:
+    """An artifact saved by mlkit 0.1: no manifest, the payload's size and sha256 inside metadata.json."""
+    metadata = _parse_metadata(raw, path / METADATA)
+    if metadata["format_version"] != 1:
+        raise ValueError(f"{path} is incomplete: it has no {MANIFEST}. Copy the whole directory again or re-save it.")
+    payload = b""
+    if read_payload is not None:
+        recorded = metadata["payload"]
+        payload = _check_digest(read_payload(recorded["bytes"]), recorded["sha256"], path / PAYLOAD, METADATA)
+    return _Found(path, metadata, payload, signed=False)
+
+
+def _replaced(path: Path, folder: int) -> bool:
+    try:
+        now, held = os.stat(path), os.fstat(folder)
+    except FileNotFoundError:
+        return True
+    return (now.st_dev, now.st_ino) != (held.st_dev, held.st_ino)
+
+
+def _files(manifest: Any, path: Path) -> dict:
+    files = manifest.get("files") if isinstance(manifest, dict) else None
+    if not (
+        isinstance(manifest, dict)
+        and manifest.keys() == {"format", "files"}
+        and manifest["format"] == MANIFEST_FORMAT
+        and isinstance(files, dict)
+        and files.keys() == {METADATA, PAYLOAD}
+        and all(_entry_problem(entry) is None for entry in files.values())
+    ):
         raise ValueError(
-            f"{meta_path} is not valid JSON ({e}): the artifact is damaged. Copy it again or re-save it."
-        ) from e
+            f'{path / MANIFEST} is not an mlkit manifest: expected {{"format": "{MANIFEST_FORMAT}", "files": ...}} '
+            f'giving the "bytes" and "sha256" of exactly {METADATA} and {PAYLOAD}. Re-save the artifact.'
+        )
+    return files
+
+
+def _check_digest(data: bytes | None, expected: str, file: Path, recorded: str) -> bytes:
+    """``data``, if it is there and its sha256 is the one ``recorded``."""
+    if data is None:
+        raise ValueError(
+            f"{file.parent} is incomplete: {file.name} is missing. Copy the whole directory again or re-save it."
+        )
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != expected:
+        raise ValueError(
+            f"{file} has been altered: sha256 {digest}, expected {expected} "
+            f"(recorded in {recorded}). Copy the artifact again or re-save it."
+        )
+    return data
+
+
+def _parse_metadata(raw: bytes, where: Path) -> dict:
+    metadata = parse_json(raw, str(where))
     if not isinstance(metadata, dict) or metadata.get("format") != FORMAT:
         got = metadata.get("format") if isinstance(metadata, dict) else type(metadata).__name__
-        raise ValueError(f'{meta_path} is not mlkit predictor metadata: expected "format": "{FORMAT}", got {got!r}.')
-    missing = [key for key in REQUIRED if key not in metadata]
+        raise ValueError(f'{where} is not mlkit predictor metadata: expected "format": "{FORMAT}", got {got!r}.')
+    missing = [key for key in COMMON if key not in metadata]
     if missing:
         raise ValueError(
-            f"{meta_path} lacks the keys {missing}: the artifact is incomplete or from another tool. Re-save it."
+            f"{where} lacks the keys {missing}: the artifact is incomplete or from another tool. Re-save it."
         )
-    problem = _problem(metadata)
+    version = metadata["format_version"]
+    if not _int(version, 1, 1 << 30):
+        raise ValueError(f'{where} is malformed: "format_version" should be a positive integer. Re-save the artifact.')
+    if version > FORMAT_VERSION:
+        raise ValueError(
+            f"{where.parent} uses artifact format {version}; this mlkit {importlib.metadata.version('mlkit')} "
+            f"reads formats up to {FORMAT_VERSION}. Upgrade mlkit to read it. {RE_EXPORT}"
+        )
+    if metadata.keys() != KEYS[version]:
+        problem: str | None = f"format {version} has exactly the keys {sorted(KEYS[version])}"
+    else:
+        problem = _problem(metadata)
     if problem:
-        raise ValueError(f"{meta_path} is malformed: {problem}. Re-save the artifact.")
+        raise ValueError(f"{where} is malformed: {problem}. Re-save the artifact.")
+    _check_versions(metadata, where.parent)
     return metadata
 
 
-def _problem(metadata: dict) -> str | None:
-    """What is wrong with the fields of ``metadata``, or None."""
-    shapes: list[Any] = [
-        part.get("shape") if isinstance(part, dict) else None for part in (metadata["input"], metadata["output"])
-    ]
-    if not all(isinstance(s, list) and len(s) == 2 and isinstance(s[1], int) and s[1] > 0 for s in shapes):
-        return f'"input" and "output" should each hold a "shape" ["b", size], got {shapes}'
-    if metadata["task"] not in ("classification", "regression"):
-        return f'"task" should be "classification" or "regression", got {metadata["task"]!r}'
-    labels = metadata["labels"]
-    if not (isinstance(labels, list) and all(isinstance(label, (str, int, float)) for label in labels)):
-        return f'"labels" should be a list of numbers or strings, got {str(labels)[:80]}'
-    if metadata["task"] == "classification" and len(labels) != shapes[1][1]:
-        return f"{len(labels)} labels for {shapes[1][1]} outputs"
-    pre, n = metadata["preprocessor"], shapes[0][1]
-    if pre is not None and not (
-        isinstance(pre, dict)
-        and all(isinstance(pre.get(key), list) and len(pre[key]) == n for key in ("mean", "scale"))
-    ):
-        return f'"preprocessor" should be null or hold "mean" and "scale" lists of {n} numbers'
-    buckets = metadata.get("buckets", [1])
-    if not (isinstance(buckets, list) and buckets and all(isinstance(b, int) and b > 0 for b in buckets)):
-        return f'"buckets" should be a list of positive batch sizes, got {buckets!r}'
-    payload = metadata["payload"]
+def _problem(m: dict) -> str | None:
+    """What is wrong with the fields of the metadata ``m``, by type and range, or None."""
+    for part, high in (("input", MAX_FEATURES), ("output", MAX_LABELS)):
+        v = m[part]
+        if not (
+            isinstance(v, dict)
+            and v.keys() == {"shape", "dtype"}
+            and v["dtype"] == "float32"
+            and isinstance(v["shape"], list)
+            and len(v["shape"]) == 2
+            and v["shape"][0] == "b"
+            and _int(v["shape"][1], 1, high)
+        ):
+            return f'"{part}" should be {{"shape": ["b", size], "dtype": "float32"}}, size 1 to {high}; got {_show(v)}'
+    n, k = m["input"]["shape"][1], m["output"]["shape"][1]
+    task, labels = m["task"], m["labels"]
+    if task not in TASKS:
+        return f'"task" should be "classification" or "regression", got {_show(task)}'
+    if not isinstance(labels, list):
+        return f'"labels" should be a list, got {_show(labels)}'
+    if task == "regression" and (k != 1 or labels):
+        return f"a regression predictor has one output and no labels, got {k} outputs and {len(labels)} labels"
+    if task == "classification":
+        if len(labels) != k:
+            return f"{len(labels)} labels for {k} outputs"
+        kinds = {_label_kind(label) for label in labels}
+        if len(kinds) != 1 or None in kinds:
+            return f'"labels" should be all strings (up to {MAX_LABEL_CHARS} characters) or all numbers'
+        twice = sorted(str(label) for label, count in collections.Counter(labels).items() if count > 1)
+        if twice:
+            return f'"labels" should be distinct, got {_show(twice)} more than once'
+    buckets = m["buckets"]
     if not (
-        isinstance(payload, dict) and isinstance(payload.get("bytes"), int) and isinstance(payload.get("sha256"), str)
+        isinstance(buckets, list)
+        and 1 <= len(buckets) <= MAX_BUCKETS
+        and all(_int(b, 1, MAX_BUCKET) for b in buckets)
+        and buckets == sorted(set(buckets))
     ):
-        return f'"payload" should hold "bytes" (an integer) and "sha256" (hex digits), got {payload!r}'
-    if not isinstance(metadata["versions"], dict) or not isinstance(metadata["format_version"], int):
-        return '"versions" should be an object and "format_version" an integer'
+        return (
+            f'"buckets" should be up to {MAX_BUCKETS} increasing batch sizes, 1 to {MAX_BUCKET}; got {_show(buckets)}'
+        )
+    if buckets[-1] * n * 4 > MAX_BATCH_BYTES:
+        return f"a batch of {buckets[-1]} rows of {n} features would take more than {MAX_BATCH_BYTES:,} bytes"
+    problem = _preprocessor_problem(m["preprocessor"], n)
+    if problem:
+        return problem
+    if m["param_bytes"] is not None and not _int(m["param_bytes"], 0, 1 << 62):
+        return f'"param_bytes" should be null or a byte count, got {_show(m["param_bytes"])}'
+    platforms = m["platforms"]
+    if not (
+        isinstance(platforms, list)
+        and platforms
+        and all(isinstance(p, str) and p in KNOWN_PLATFORMS for p in platforms)
+        and len(set(platforms)) == len(platforms)
+    ):
+        return f'"platforms" should be a list of distinct names from {list(KNOWN_PLATFORMS)}, got {_show(platforms)}'
+    v = m["versions"]
+    if not (
+        isinstance(v, dict)
+        and v.keys() == {"mlkit", "jax", "serialization", "calling_convention"}
+        and all(isinstance(v[name], str) and 0 < len(v[name]) <= 64 for name in ("mlkit", "jax"))
+        and (v["serialization"] is None or _int(v["serialization"], 0, 1 << 20))
+        and _int(v["calling_convention"], 0, 1 << 20)
+    ):
+        return (
+            f'"versions" should give "mlkit" and "jax" strings, "serialization", "calling_convention"; got {_show(v)}'
+        )
+    if m["format_version"] == 1:
+        return _entry_problem(m["payload"], {"file": PAYLOAD})
+    check = m["check"]
+    if not (
+        isinstance(check, dict)
+        and check.keys() == {"platform", "outputs"}
+        and check["platform"] in KNOWN_PLATFORMS
+        and isinstance(check["outputs"], list)
+        and len(check["outputs"]) == CHECK_ROWS
+        and all(_numbers(row, k) for row in check["outputs"])
+    ):
+        return f'"check" should hold a "platform" and the "outputs" of {CHECK_ROWS} rows of {k} finite numbers'
     return None
+
+
+def _preprocessor_problem(pre: Any, n: int) -> str | None:
+    expected = f'"preprocessor" should be null or hold "kind", "floor", and "mean" and "scale" lists of {n} numbers'
+    if pre is None:
+        return None
+    if not (
+        isinstance(pre, dict)
+        and pre.keys() == {"mean", "scale", "kind", "floor"}
+        and pre["kind"] in ("standardize", "none")
+        and _numbers([pre["floor"]], 1)
+        and pre["floor"] >= 0
+        and _numbers(pre["mean"], n)
+        and _numbers(pre["scale"], n)
+    ):
+        return expected
+    if min(pre["scale"]) <= 0:
+        return '"preprocessor" scales should be positive'
+    return None
+
+
+def _entry_problem(entry: Any, extra: dict | None = None) -> str | None:
+    """None if ``entry`` gives a file's "bytes" and "sha256" (and the ``extra`` keys and values)."""
+    extra = extra or {}
+    if (
+        isinstance(entry, dict)
+        and entry.keys() == {"bytes", "sha256", *extra}
+        and _int(entry["bytes"], 0, 1 << 62)
+        and isinstance(entry["sha256"], str)
+        and _SHA256.fullmatch(entry["sha256"])
+        and all(entry[name] == value for name, value in extra.items())
+    ):
+        return None
+    return f'expected {{"bytes": size, "sha256": 64 hex digits}}, got {_show(entry)}'
+
+
+def _int(value: Any, low: int, high: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
+
+
+def _numbers(values: Any, count: int) -> bool:
+    """Whether ``values`` is a list of ``count`` finite numbers (not booleans)."""
+    return (
+        isinstance(values, list)
+        and len(values) == count
+        and all(type(x) in (int, float) for x in values)
+        and bool(np.isfinite(np.asarray(values, np.float64)).all())
+    )
+
+
+def _label_kind(label: Any) -> str | None:
+    if isinstance(label, str):
+        return "text" if len(label) <= MAX_LABEL_CHARS else None
+    if isinstance(label, bool):
+        return "bool"
+    if isinstance(label, (int, float)):
+        return "number" if math.isfinite(label) else None
+    return None
+
+
+def _show(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _entry(data: bytes) -> dict:
+    return {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+
+
+def _verify(found: _Found, timeout: float | None) -> None:
+    """Run the program in a child process; its answers must match those recorded when it was saved."""
+    got = run_in_child(found.payload, found.metadata, check_rows(found.metadata), str(found.path), timeout)
+    check = found.metadata.get("check")
+    if check is None:  # format 1 recorded no answers: that the program ran is all there is to check
+        return
+    expected = np.asarray(check["outputs"], np.float32)
+    same_platform = check["platform"] == jax.export.default_export_platform()
+    allowed = (1e-5 if same_platform else 1e-2) * max(1.0, float(np.abs(expected).max()))
+    off = float(np.abs(got - expected).max()) if got.shape == expected.shape else math.inf
+    if not off <= allowed:
+        raise ValueError(
+            f"{found.path}: its program answers its check rows differently from when it was saved (off by "
+            f"{off:.3g}, {allowed:.1g} allowed): {PAYLOAD} or {METADATA} was changed. Re-save the artifact."
+        )
 
 
 def _export(predictor: Predictor) -> jax.export.Exported:
@@ -243,53 +588,27 @@ def _serialization_version() -> int | None:
 
 
 def _check_versions(metadata: dict, path: Path) -> None:
-    """Refuse, saying how to re-export, what this mlkit, jax or machine cannot run."""
+    """Refuse, saying how to re-export, what this jax or machine cannot run."""
     versions = metadata["versions"]
-    if metadata["format_version"] > FORMAT_VERSION:
-        raise ValueError(
-            f"{path} uses artifact format {metadata['format_version']} (mlkit {versions.get('mlkit')}); "
-            f"this mlkit {importlib.metadata.version('mlkit')} reads format {FORMAT_VERSION}. "
-            f"Upgrade mlkit to read it. {RE_EXPORT}"
-        )
-    serialization, convention = versions.get("serialization"), versions.get("calling_convention")
+    serialization, convention = versions["serialization"], versions["calling_convention"]
     readable, lowest, highest = (
         _serialization_version(),
         jax.export.minimum_supported_calling_convention_version,
         jax.export.maximum_supported_calling_convention_version,
     )
-    too_new = isinstance(serialization, int) and readable is not None and serialization > readable
-    if too_new or not (isinstance(convention, int) and lowest <= convention <= highest):
+    too_new = serialization is not None and readable is not None and serialization > readable
+    if too_new or not lowest <= convention <= highest:
         raise ValueError(
-            f"{path} was exported by jax {versions.get('jax')} (jax.export serialization version "
+            f"{path} was exported by jax {versions['jax']} (jax.export serialization version "
             f"{serialization}, calling convention {convention}); the jax {jax.__version__} installed "
             f"here reads serialization versions up to {readable} and calling conventions "
             f"{lowest} to {highest}. {RE_EXPORT}"
         )
     platform = jax.export.default_export_platform()
-    if platform not in metadata.get("platforms", [platform]):
+    if platform not in metadata["platforms"]:
         raise ValueError(
             f"{path} was exported for {metadata['platforms']} but this machine runs {platform!r}. {RE_EXPORT}"
         )
-
-
-def _read_payload(path: Path, metadata: dict) -> bytes:
-    payload_path = path / PAYLOAD
-    if not payload_path.is_file():
-        raise ValueError(f"{path} is incomplete: {PAYLOAD} is missing. Copy the whole directory again or re-save it.")
-    payload = payload_path.read_bytes()
-    expected = metadata["payload"]
-    if len(payload) != expected["bytes"]:
-        raise ValueError(
-            f"{payload_path} is {len(payload)} bytes, expected {expected['bytes']}: the artifact is "
-            f"truncated or altered (an interrupted copy?). Copy it again or re-save it."
-        )
-    digest = hashlib.sha256(payload).hexdigest()
-    if digest != expected["sha256"]:
-        raise ValueError(
-            f"{payload_path} has been altered: sha256 {digest}, expected {expected['sha256']} "
-            f"(recorded in {METADATA}). Copy the artifact again or re-save it."
-        )
-    return payload
 
 
 def _json_label(label):
@@ -302,19 +621,71 @@ def _json_label(label):
 
 def _check_target(path: Path) -> None:
     """Refuse to replace anything that is not an empty directory or an earlier artifact."""
+    if path.is_symlink():
+        raise ValueError(
+            f"Refusing to save over {path}: it is a symbolic link. Save to the directory it points to "
+            f"({path.resolve()}) or choose another path."
+        )
     if not path.exists():
         return
     if path.is_dir() and not any(path.iterdir()):
         return
     try:
-        ours = json.loads((path / METADATA).read_text()).get("format") == FORMAT
-    except (OSError, ValueError, AttributeError):
-        ours = False
-    if not ours:
+        ours = parse_json(read_file(path / METADATA, cap=MAX_METADATA_BYTES, what=METADATA), METADATA)["format"]
+    except (OSError, ValueError, TypeError, KeyError):
+        ours = None
+    if ours != FORMAT:
         raise ValueError(
             f"Refusing to save over {path}: it exists and is not a predictor artifact. "
             f"Expected a new path, an empty directory or an earlier artifact; choose another path."
         )
+
+
+def _write_directory(path: Path, files: dict[str, bytes]) -> None:
+    """Make ``path`` a directory holding ``files``; at no instant is it missing or incomplete."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    prefix = f".{path.name}.saving-"
+    for left in path.parent.glob(glob.escape(prefix) + "*"):  # what saves killed half-way left behind
+        pid = left.name[len(prefix) :].split("-")[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(left, ignore_errors=True)
+    staging = Path(tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}-", dir=path.parent))
+    try:
+        staging.chmod(0o755)  # mkdtemp makes it private; an artifact is meant to be shared
+        for name, data in files.items():
+            _write(staging / name, data)
+        sync_directory(staging)
+        _take_place(staging, path)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)  # a half-written new artifact, or the old one after the swap
+    sync_directory(path.parent)
+
+
+def _take_place(staging: Path, path: Path) -> None:
+    """Give the complete ``staging`` directory the name ``path``; what was there ends up at ``staging``."""
+    try:
+        os.rename(staging, path)  # nothing there yet (or an empty directory): one rename
+        return
+    except OSError as e:
+        if e.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+            raise
+    if exchange(staging, path):
+        return
+    # This system cannot swap two directories: two renames, with a moment between them when path is missing.
+    aside = staging.with_name(staging.name + "-old")
+    os.rename(path, aside)
+    os.rename(staging, path)
+    os.rename(aside, staging)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
 
 
 def _write(file: Path, data: bytes) -> None:
@@ -322,18 +693,3 @@ def _write(file: Path, data: bytes) -> None:
         f.write(data)
         f.flush()
         os.fsync(f.fileno())
-
-
-def _swap_in(staging: Path, path: Path) -> None:
-    """Give the complete ``staging`` directory the name ``path``; an old artifact there is removed after."""
-    if not path.exists():
-        os.replace(staging, path)
-        return
-    aside = path.with_name(f".{path.name}.old-{uuid.uuid4().hex[:8]}")
-    os.replace(path, aside)  # the complete old artifact steps aside ...
-    try:
-        os.replace(staging, path)  # ... and the complete new one takes its name
-    except BaseException:
-        os.replace(aside, path)
-        raise
-    shutil.rmtree(aside, ignore_errors=True)

@@ -21,7 +21,6 @@ from __future__ import annotations
 import importlib.metadata
 import json
 import os
-import tempfile
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -32,8 +31,10 @@ import numpy as np
 
 from mlkit.data import Preprocessor
 from mlkit.infer.predictor import Predictor
+from mlkit.storage import parse_json, read_file, write_atomically
 
 FORMAT = "mlkit.predictor.onnx"
+MAX_BYTES = 1 << 30  # the largest .onnx file load_onnx reads; its max_bytes argument raises it
 INSTALL = "ONNX export and loading need the optional extra: pip install 'mlkit[onnx]'"
 
 
@@ -78,24 +79,30 @@ def save_onnx(predictor: Predictor, path: str | os.PathLike) -> Path:
         )
     entry = model.metadata_props.add()
     entry.key, entry.value = "mlkit", json.dumps(_metadata(predictor, output))
-    _write_atomically(path, model.SerializeToString())
-    return path
+    return write_atomically(path, model.SerializeToString())
 
 
-def load_onnx(path: str | os.PathLike) -> OnnxPredictor:
-    """The :class:`OnnxPredictor` saved at ``path`` by :func:`save_onnx`."""
+def load_onnx(path: str | os.PathLike, *, max_bytes: int = MAX_BYTES) -> OnnxPredictor:
+    """The :class:`OnnxPredictor` saved at ``path`` by :func:`save_onnx`.
+
+    The file must be a plain file of at most ``max_bytes``, checked before it is read. ONNX
+    Runtime then parses and runs it in this process: an ``.onnx`` file has no manifest,
+    signature or child-process check (those are the jax.export directory's).
+    """
     try:
         import onnxruntime
     except ImportError as e:
         raise ImportError(f"{INSTALL} (onnxruntime is missing).") from e
     path = Path(path)
-    if not path.is_file():
+    try:
+        data = read_file(path.resolve(), cap=max_bytes, what=str(path), limit="max_bytes")
+    except FileNotFoundError:
         raise FileNotFoundError(
             f"No ONNX artifact at {path}: expected a .onnx file written by "
             f"mlkit.save_predictor(predictor, PATH, format='onnx')."
-        )
+        ) from None
     try:
-        session = onnxruntime.InferenceSession(path.read_bytes(), providers=["CPUExecutionProvider"])
+        session = onnxruntime.InferenceSession(data, providers=["CPUExecutionProvider"])
     except Exception as e:  # onnxruntime raises its own exception types for unreadable models
         raise ValueError(
             f"{path} is not a model ONNX Runtime {onnxruntime.__version__} can load "
@@ -148,8 +155,8 @@ def _read_metadata(session: Any, path: Path) -> dict:
     """The mlkit description inside the model, checked against the model's own input and output."""
     raw = session.get_modelmeta().custom_metadata_map.get("mlkit")
     try:
-        metadata = json.loads(raw) if raw else None
-    except json.JSONDecodeError:
+        metadata = parse_json(raw.encode(), f"{path}'s mlkit metadata") if raw else None
+    except ValueError:
         metadata = None
     if not isinstance(metadata, dict) or metadata.get("format") != FORMAT:
         raise ValueError(
@@ -179,22 +186,6 @@ def _read_metadata(session: Any, path: Path) -> dict:
             f"the model's input {shapes[0]} and output {shapes[1]}. Re-save the artifact."
         )
     return metadata
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    """Write ``data`` to a hidden file beside ``path``, then rename it: readers see the old file or the new one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".saving", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _version(package: str) -> str | None:

@@ -1,10 +1,12 @@
 """The model a server answers with: a loaded, warmed-up, checked :class:`~mlkit.infer.Predictor`.
 
 :func:`load_model` is the one way a server gets a model, at start and on every
-reload, so a reload checks exactly what a start checks: the artifact loads, the
-batch shape compiles (before any request waits on it) and one prediction on a
-typical row (the training mean) comes out with the right shape, finite, and, for a
-classifier, as probabilities. Anything else is a ValueError that names the file
+reload, so a reload checks exactly what a start checks: the artifact loads (signed
+with the server's key if it has one; otherwise its program is first run in a child
+process unless this machine signed it, see :mod:`mlkit.infer.verify`), the batch
+shape compiles (before any request waits on it) and one prediction on a typical row
+(the training mean) comes out with the right shape, finite, and, for a classifier,
+as probabilities. Anything else is a ValueError that names the file
 and the problem, and the model already serving is left alone.
 
 :meth:`ServedModel.outputs` is the call the batcher makes for a batch of rows;
@@ -100,16 +102,24 @@ class ServedModel:
 
 
 def load_model(
-    path: str | os.PathLike, *, max_batch: int, fixed_shape: bool = True, delay_ms: float = 0.0
+    path: str | os.PathLike,
+    *,
+    max_batch: int,
+    fixed_shape: bool = True,
+    delay_ms: float = 0.0,
+    key: bytes | None = None,
 ) -> ServedModel:
-    """Load the artifact at ``path``, compile what serving ``max_batch`` rows needs, and check one prediction."""
+    """Load the artifact at ``path``, compile what serving ``max_batch`` rows needs, and check one prediction.
+
+    With ``key``, only an artifact signed with it loads.
+    """
     path = Path(path)
-    predictor = load_predictor(path)  # FileNotFoundError / ValueError with the artifact's own message
+    predictor = load_predictor(path, key=key)  # FileNotFoundError / ValueError with the artifact's own message
     if predictor.task not in ("classification", "regression"):
         raise ValueError(f"{path}: task must be classification or regression, got {predictor.task!r}.")
     versions = {}
     if path.is_dir():
-        versions = read_metadata(path).get("versions", {})
+        versions = read_metadata(path, key=key)["versions"]
     model = ServedModel(predictor, path, max_batch if fixed_shape else None, delay_ms / 1000, versions=versions)
     if fixed_shape:
         predictor.executable(max_batch)
@@ -129,6 +139,7 @@ def load_for(settings: Settings, path: str | os.PathLike | None = None) -> Serve
         max_batch=settings.max_batch,
         fixed_shape=settings.fixed_shape,
         delay_ms=settings.model_delay_ms,
+        key=settings.key,
     )
 
 

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+
+from mlkit.infer.verify import as_key
 
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
 MAX_BATCH_LIMIT = 4096  # one batch is one compiled shape; far past this a batch is a bulk job, not a request
@@ -35,6 +37,11 @@ class Settings:
     for a large ``max_batch`` at low load; answers may then differ by about 1e-7
     from one grouping to another). ``model_delay_ms`` adds a sleep to every model
     call, to stand in for a bigger model in a lesson or a test.
+
+    ``key`` (at least 16 bytes) makes the server load, at start and on every reload, only
+    artifacts signed with it (``save_predictor(..., key=KEY)``); without it an artifact not
+    signed on this machine has its program checked in a child process first
+    (:mod:`mlkit.infer.verify`). It is never shown in ``repr``.
     """
 
     path: Path
@@ -53,9 +60,12 @@ class Settings:
     shutdown_timeout_s: float = 10.0
     log_level: str = "warning"
     access_log: bool = False
+    key: bytes | None = field(default=None, repr=False)
 
     def __post_init__(self):
         object.__setattr__(self, "path", Path(os.fspath(self.path)))
+        if self.key is not None:
+            object.__setattr__(self, "key", as_key(self.key, "the signing key"))
         problems = [
             *_at_least("port", self.port, 0, "0 picks any free port"),
             *_at_least("max_batch", self.max_batch, 1, "1 turns batching off"),
