@@ -127,11 +127,12 @@ def _serve(args) -> int:
     from mlkit.infer.dispatch import prefer_sync_dispatch
 
     prefer_sync_dispatch()  # before JAX starts: this process only answers
-    from pathlib import Path
-
     from mlkit.infer.verify import key_from
     from mlkit.serve import Settings, run
 
+    defaults = Settings(Path(args.artifact))
+    if args.no_batching and (args.max_batch, args.max_wait_ms) != (defaults.max_batch, defaults.max_wait_ms):
+        raise ValueError("--no-batching means one row per model call; --max-batch and --max-wait-ms do not apply.")
     max_batch, max_wait_ms = (1, 0.0) if args.no_batching else (args.max_batch, args.max_wait_ms)
     settings = Settings(
         Path(args.artifact),

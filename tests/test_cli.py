@@ -131,3 +131,8 @@ def test_load_against_no_server_is_one_error_line(capsys):
 def test_bench_checks_its_output_path_first(tmp_path, capsys):
     assert main(["bench", "--quick", "--out", str(tmp_path)]) == 2
     assert "is a directory; give a file name" in one_error_line(capsys)
+
+
+def test_serve_refuses_batching_options_that_no_batching_would_ignore(artifact_dir, capsys):
+    assert main(["serve", str(artifact_dir), "--no-batching", "--max-batch", "8"]) == 2
+    assert "--max-batch and --max-wait-ms do not apply" in one_error_line(capsys)

@@ -639,3 +639,21 @@ def test_two_workers_serve_and_add_up_their_metrics(servers, predictor, digits):
     assert sample(families, "mlkit_rows_total") == len(x)
     refused = httpx.post(f"{url}/admin/reload", timeout=TIMEOUT)
     assert refused.status_code == 409 and "2 worker processes" in refused.json()["error"]
+
+
+def test_a_background_server_gets_its_key_in_a_private_file_not_on_the_command_line(artifacts, tmp_path):
+    from mlkit.serve.background import Server
+
+    key = b"0123456789abcdef-serve-test-key"
+    predictor = mlkit.load_predictor(artifacts["digits"])
+    signed = mlkit.save_predictor(predictor, tmp_path / "signed", key=key)
+    with Server(signed, key=key) as server:
+        command = " ".join(server.command())
+        assert key.decode() not in command and "--key-file" in command
+        key_file = Path(command.split("--key-file ")[1].split()[0])
+        assert key_file.stat().st_mode & 0o077 == 0  # readable by this user only
+        reply = httpx.post(f"{server.url}/predict", json={"inputs": np.zeros((2, predictor.num_features)).tolist()})
+        assert reply.status_code == 200
+    assert not key_file.exists()  # removed with the server
+    with pytest.raises(RuntimeError, match="signature"), Server(artifacts["digits_b"], key=key):
+        pass  # signed with this machine's key, not this one: refused at start

@@ -29,6 +29,7 @@ import queue
 import re
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -84,6 +85,7 @@ class Server:
         self._lines: queue.Queue[str | None] = queue.Queue()
         self._readers: list[threading.Thread] = []
         self._stderr: collections.deque[str | None] = collections.deque(maxlen=STDERR_LINES)
+        self._key_file: Path | None = None  # the signing key, handed to the child in an owner-only file
 
     @property
     def pid(self) -> int | None:
@@ -101,6 +103,8 @@ class Server:
             value = getattr(self.settings, name)
             if value != getattr(defaults, name):
                 args.append(on if value else off)
+        if self._key_file is not None:
+            args += ["--key-file", str(self._key_file)]
         return args
 
     def start(self) -> Server:
@@ -108,6 +112,11 @@ class Server:
         if self.process is not None:
             raise RuntimeError(f"This server is already started ({self.url}); stop it first or make another.")
         env = {**os.environ, WATCH: "1", **(self.env or {})}
+        if self.settings.key is not None:  # never on the command line, where `ps` would show it
+            handle, name = tempfile.mkstemp(prefix="mlkit-key-")  # created readable by this user only
+            with os.fdopen(handle, "wb") as f:
+                f.write(self.settings.key)
+            self._key_file = Path(name)
         self.process = subprocess.Popen(self.command(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
         atexit.register(self.stop)
         # Both pipes are read all the time, so a chatty server never blocks on a full pipe.
@@ -132,6 +141,9 @@ class Server:
         if process is None:
             return None
         atexit.unregister(self.stop)
+        if self._key_file is not None:
+            self._key_file.unlink(missing_ok=True)  # the child read it at start and on reloads reuses its copy
+            self._key_file = None
         if process.poll() is None:
             process.terminate()
             try:
