@@ -1,10 +1,15 @@
-"""``python -m mlkit kernel``: register the "Python (mlkit)" Jupyter kernel of this environment.
+"""``python -m mlkit kernel``: set up this environment's Jupyter for the lessons.
 
-The kernel is ipykernel's own, plus one line run at start-up, before any
-notebook cell: synchronous CPU dispatch (:mod:`mlkit.infer.dispatch`), so a
-frozen predictor in a notebook answers one example in about 14 µs instead of
-about 80 µs. ``MLKIT_SYNC_DISPATCH=0`` in the environment of JupyterLab keeps
-JAX's default.
+It registers the "Python (mlkit)" kernel: ipykernel's own, plus one line run at
+start-up, before any notebook cell: synchronous CPU dispatch
+(:mod:`mlkit.infer.dispatch`), so a frozen predictor in a notebook answers one
+example in about 14 µs instead of about 80 µs. ``MLKIT_SYNC_DISPATCH=0`` in the
+environment of JupyterLab keeps JAX's default.
+
+It also writes JupyterLab's own settings files into the environment (not into
+the user's home, and without patching JupyterLab): no news or update pop-ups
+over the first lesson, and the mlkit kernel as the default for new notebooks
+(the lessons name it in their metadata already).
 """
 
 from __future__ import annotations
@@ -30,7 +35,37 @@ def install(prefix: str = sys.prefix) -> Path:
     return folder
 
 
+# JupyterLab reads settings/overrides.json from its application directory as new defaults for every user of
+# this environment; the server reads etc/jupyter/jupyter_server_config.json (the files in its .d folder
+# only list server extensions, measured: a kernel default there is ignored).
+LAB_OVERRIDES = {
+    "@jupyterlab/apputils-extension:notification": {"fetchNews": "false", "checkForUpdates": False},
+}
+SERVER_CONFIG = {
+    "LabApp": {"news_url": None, "check_for_updates_class": "jupyterlab.NeverCheckForUpdate"},
+    "MultiKernelManager": {"default_kernel_name": NAME},
+}
+
+
+def install_lab_settings(prefix: str = sys.prefix) -> list[Path]:
+    """Write JupyterLab's overrides and the server's config into ``prefix`` (merged into what is there);
+    returns the files written."""
+    files = {
+        Path(prefix) / "share" / "jupyter" / "lab" / "settings" / "overrides.json": LAB_OVERRIDES,
+        Path(prefix) / "etc" / "jupyter" / "jupyter_server_config.json": SERVER_CONFIG,
+    }
+    for path, settings in files.items():
+        current = json.loads(path.read_text()) if path.is_file() else {}
+        for section, values in settings.items():
+            current[section] = {**current.get(section, {}), **values}
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(current, indent=1) + "\n")
+    return list(files)
+
+
 def main() -> int:
     folder = install()
     print(f"installed the {DISPLAY_NAME!r} kernel ({NAME}) in {folder}")
+    for path in install_lab_settings():
+        print(f"wrote {path}")
     return 0
