@@ -49,6 +49,13 @@ def choice(expected: str) -> Callable[[Any], bool]:
 # ---------------------------------------------------------------- 00-03 (tour, data, forward pass, loss)
 
 
+def _boolean(expected: bool) -> Callable[[Any], bool]:
+    """A True/False answer (Python, NumPy or JAX boolean) equal to ``expected``; 1 or "yes" do not count."""
+    return lambda answer: (
+        (isinstance(answer, bool) or getattr(answer, "dtype", None) == np.bool_) and (bool(answer) is expected)
+    )
+
+
 def steps_in_training(answer: int | None, data: Dataset, config: TrainConfig) -> bool:
     """Exercise 00.1: how many gradient steps ``fit(model, data, config)`` takes in all."""
     per_epoch = len(data.train) // config.batch_size
@@ -57,8 +64,8 @@ def steps_in_training(answer: int | None, data: Dataset, config: TrainConfig) ->
         lambda a: int(a) == config.epochs * per_epoch,
         "an epoch is one pass over the training split, one step per full mini-batch (the last partial batch "
         "is dropped): epochs * (len(data.train) // batch_size).",
-        f"{per_epoch} steps per epoch; the {len(data.train) % config.batch_size} digits left over each time wait "
-        "for the next epoch's shuffle.",
+        f"{per_epoch} steps per epoch; {len(data.train) % config.batch_size} digits sit out each epoch, a different "
+        "few each time, since every epoch reshuffles.",
     )
 
 
@@ -134,7 +141,7 @@ def stored_order_matters(answer: bool | None, data: Dataset) -> bool:
     matters = abs(accs[0] - accs[1]) > 0.01
     return judge(
         answer,
-        lambda a: isinstance(a, bool) and a is matters,
+        _boolean(matters),
         hint,
         f"Validation accuracy {accs[0]:.1%} as stored, {accs[1]:.1%} sorted: each epoch deals a fresh random "
         "order, so the stored one no longer reaches the batches.",
@@ -162,7 +169,7 @@ def better_batch_size(answer: int | None, data: Dataset, sizes=(8, 256), epochs:
         answer,
         lambda a: int(a) == best,
         hint,
-        "; ".join(f"batch {s}: {len(data.train) // s} steps per epoch, {acc[s]:.1%}" for s in sizes)
+        "; ".join(f"Batch {s}: {len(data.train) // s} steps per epoch, {acc[s]:.1%}" for s in sizes)
         + ". At the same learning rate an epoch of small batches takes many more steps, each noisier.",
     )
 
@@ -178,7 +185,7 @@ def mnist_at_a_glance(answer: tuple[float, int] | None) -> bool:
         lambda a: close_to(share, 0.005)(a[0]) and int(a[1]) == top,
         "images, labels = mlkit.data.read_shipped('mnist5k'); np.bincount(labels) / len(labels) and images.max().",
         f"Balanced ({share:.1%} for the rarest digit), but 28x28 pixels from 0 to {top}, not 8x8 from 0 to 16: "
-        "standardisation is what lets the same learning rates work on both.",
+        "standardised, both reach the model as numbers on the same scale.",
     )
 
 
@@ -198,8 +205,8 @@ def gelu_flops_ratio(answer: float | None, batch: int = 32) -> bool:
     return judge(
         answer,
         close_to(ratios["gelu"], 0.01),
-        "add model = mlkit.MLP(64, (16, 16), 10, activation='gelu', seed=0) at the top of the FLOPs cell and read "
-        "XLA / formula from its output.",
+        "in a copy of the FLOPs cell, start with model = mlkit.MLP(64, (16, 16), 10, activation='gelu', seed=0) "
+        "so that nnx.split(model) gives the gelu network, and read XLA / formula from its output.",
         f"relu {ratios['relu']:.3f}, gelu {ratios['gelu']:.3f}: gelu costs about {extra:.0f} more operations per "
         "hidden value, still small beside the matrix products.",
     )
@@ -253,7 +260,7 @@ def shifted_naive_finite(answer: bool | None) -> bool:
         finite = bool(np.isfinite(-np.log(p[0])))
     return judge(
         answer,
-        lambda a: isinstance(a, bool) and a is finite,
+        _boolean(finite),
         "after the shift the true class's exponent is exp(0 - 200): what is that in float32, and what is -log of it?",
         "Subtracting the maximum stops exp from overflowing, but the true class's probability e^-200 still "
         "underflows to 0 and -log 0 is inf: only logsumexp(z) - z_true never forms that probability.",
