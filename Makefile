@@ -28,10 +28,10 @@ browser:
 	  echo "Chromium is not installed, so the browser test will be skipped. To run it: sudo apt-get install chromium"
 
 # Lint (ruff), format check (ruff format) and types (mypy, configured in pyproject.toml) on the package;
-# ruff also reads the tests and examples.
+# ruff also reads the tests, examples and worked solutions.
 lint: env
-	$(VENV)/bin/ruff check mlkit tests examples
-	$(VENV)/bin/ruff format --check mlkit tests examples
+	$(VENV)/bin/ruff check mlkit tests examples notebooks/solutions
+	$(VENV)/bin/ruff format --check mlkit tests examples notebooks/solutions
 	$(VENV)/bin/mypy
 
 # Lint and types first, then pytest for the package, nbval for every notebook, in one run

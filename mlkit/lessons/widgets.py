@@ -390,7 +390,7 @@ class TrainingDashboard(Explorer):
 
     def _progress(self, history: History, epochs: int, final: bool = False) -> str:
         if not history.epochs:
-            return "no epoch finished"
+            return "no epoch kept"
         text = (
             f"epoch {history.epochs}/{epochs} · loss {history.train_loss[-1]:.4f} · val loss {history.val_loss[-1]:.4f}"
         )

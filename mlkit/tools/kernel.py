@@ -38,10 +38,10 @@ def install(prefix: str = sys.prefix) -> Path:
 # JupyterLab reads settings/overrides.json from its application directory as new defaults for every user of
 # this environment; the server reads etc/jupyter/jupyter_server_config.json (the files in its .d folder
 # only list server extensions, measured: a kernel default there is ignored).
-LAB_OVERRIDES = {
+LAB_OVERRIDES: dict[str, dict] = {
     "@jupyterlab/apputils-extension:notification": {"fetchNews": "false", "checkForUpdates": False},
 }
-SERVER_CONFIG = {
+SERVER_CONFIG: dict[str, dict] = {
     "LabApp": {"news_url": None, "check_for_updates_class": "jupyterlab.NeverCheckForUpdate"},
     "MultiKernelManager": {"default_kernel_name": NAME},
 }
@@ -50,7 +50,7 @@ SERVER_CONFIG = {
 def install_lab_settings(prefix: str = sys.prefix) -> list[Path]:
     """Write JupyterLab's overrides and the server's config into ``prefix`` (merged into what is there);
     returns the files written."""
-    files = {
+    files: dict[Path, dict[str, dict]] = {
         Path(prefix) / "share" / "jupyter" / "lab" / "settings" / "overrides.json": LAB_OVERRIDES,
         Path(prefix) / "etc" / "jupyter" / "jupyter_server_config.json": SERVER_CONFIG,
     }

@@ -57,7 +57,7 @@ class History:
 
     def __repr__(self) -> str:
         if not self.epochs:
-            return f"History(status={self.status!r}, no epochs finished)"
+            return f"History(status={self.status!r}, no epochs kept)"
         return (
             f"History({self.epochs} epochs, status={self.status!r}, train_loss={self.train_loss[-1]:.4f}, "
             f"val_loss={self.val_loss[-1]:.4f}, val_acc={self.val_acc[-1]:.4f}, "

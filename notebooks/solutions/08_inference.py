@@ -1,7 +1,5 @@
 """Worked solutions to lesson 08's exercises; `pytest tests/test_solutions.py` runs them against the self-checks."""
 
-import numpy as np
-
 import mlkit
 from mlkit.infer.postprocess import coverage, fit_temperature
 from mlkit.lessons import check

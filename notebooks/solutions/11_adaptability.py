@@ -36,8 +36,11 @@ assert check.labels_for_recovery(needed, model, data)
 # 3. Replay: 100 new digits plus 100 old ones, the original statistics kept; fine-tune at 1e-2 with and without.
 small = drift.finetune_data(data, "thicken", 0.6, 100, seed=0)
 old = np.random.default_rng(0).permutation(len(data.train))[:100]
-mixed = mlkit.data.with_train(small, np.concatenate([small.train.raw_x, data.train.raw_x[old]]),
-                              np.concatenate([small.train.y, data.train.y[old]]))
+mixed = mlkit.data.with_train(
+    small,
+    np.concatenate([small.train.raw_x, data.train.raw_x[old]]),
+    np.concatenate([small.train.y, data.train.y[old]]),
+)
 mixed = mlkit.data.with_preprocessor(mixed, data.preprocessor)
 kept = {}
 for name, sample in (("plain", small), ("replay", mixed)):
