@@ -13,6 +13,7 @@ import contextlib
 import dataclasses
 import itertools
 import json
+import re
 import shutil
 import signal
 import socket
@@ -543,6 +544,10 @@ def test_health_metadata_metrics_and_docs_describe_the_server(url):
     assert {"/predict", "/health", "/metadata", "/metrics", "/drift", "/admin/reload"} <= set(schema["paths"])
     docs = httpx.get(f"{url}/docs", timeout=TIMEOUT)
     assert docs.status_code == 200 and "swagger" in docs.text.lower()
+    assets = re.findall(r'(?:src|href)="([^"]+)"', docs.text)  # every file the page loads comes from this server
+    assert assets and all(a.startswith("/docs/assets/") for a in assets), assets
+    for asset in assets:
+        assert httpx.get(f"{url}{asset}", timeout=TIMEOUT).status_code == 200
 
 
 # --- the load generator, several workers -------------------------------------------------------------------------

@@ -136,6 +136,26 @@ class ServingApp(FastAPI):
         await super().__call__(scope, receive, send)
 
 
+def _offline_docs(app: FastAPI) -> None:
+    """``/docs`` with Swagger UI's files from the ``swagger-ui-bundle`` package instead of a CDN: a classroom
+    or a server without internet still gets the page where a learner tries ``/predict``."""
+    import swagger_ui_bundle
+    from fastapi.openapi.docs import get_swagger_ui_html
+    from fastapi.staticfiles import StaticFiles
+
+    app.mount("/docs/assets", StaticFiles(directory=swagger_ui_bundle.swagger_ui_path), name="swagger-ui")
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> Response:
+        return get_swagger_ui_html(
+            openapi_url=app.openapi_url or "/openapi.json",
+            title=f"{app.title} · try it",
+            swagger_js_url="/docs/assets/swagger-ui-bundle.js",
+            swagger_css_url="/docs/assets/swagger-ui.css",
+            swagger_favicon_url="/docs/assets/favicon-32x32.png",
+        )
+
+
 def create_app(settings: Settings, model: ServedModel | None = None, *, workers: int = 1) -> FastAPI:
     """The application serving ``settings.path`` (or the already loaded ``model``), for one process of ``workers``."""
     if model is None:
@@ -153,7 +173,9 @@ def create_app(settings: Settings, model: ServedModel | None = None, *, workers:
         version=importlib.metadata.version("mlkit"),
         summary=f"A frozen {model.task} model ({model.num_features} inputs) from {model.path.name}.",
         lifespan=lifespan,
+        docs_url=None,  # served below from the packaged Swagger UI, so /docs works with no internet
     )
+    _offline_docs(app)
     app.state.mlkit = state
     app.add_middleware(CountRequests, metrics=state.metrics)
     app.add_exception_handler(HTTPException, _http_error)
