@@ -18,6 +18,7 @@ from flax import nnx
 
 def _train(args) -> int:
     import mlkit
+    from mlkit.infer.text import freeze_text
 
     _check_train_options(args)
     if args.out:
@@ -30,6 +31,12 @@ def _train(args) -> int:
         if data.image_shape is None:
             raise ValueError(f"--model convnet needs image data; {args.data!r} has no image shape. Use --model mlp.")
         model = mlkit.ConvNet(data.image_shape, data.num_classes, dropout=args.dropout, seed=args.seed)
+    elif args.model == "bag":
+        if data.tokenizer is None:
+            raise ValueError(f"--model bag needs a text set; {args.data!r} holds numbers. Use --model mlp.")
+        model = mlkit.EmbeddingBag(data.tokenizer.size, data.num_classes, seed=args.seed)
+    elif data.tokenizer is not None:
+        raise ValueError(f"{args.data!r} holds texts: train it with --model bag.")
     else:
         model = mlkit.MLP(
             data.num_features,
@@ -57,7 +64,7 @@ def _train(args) -> int:
     if args.out and history.status == "diverged" and not args.save_anyway:
         print(f"error: training diverged, so nothing was saved to {args.out}; --save-anyway saves it.", file=sys.stderr)
     elif args.out:
-        mlkit.save_predictor(mlkit.freeze(model, data), args.out)
+        mlkit.save_predictor(freeze_text(model, data) if data.tokenizer else mlkit.freeze(model, data), args.out)
         print(f"saved the frozen predictor to {args.out}")
     return 0 if history.status in ("completed", "early_stopped") else 1
 
@@ -69,8 +76,10 @@ def _check_train_options(args) -> None:
             f"--label picks the label column of a CSV file, and {args.data!r} is not one "
             f"(shipped, generated and .npz sets carry their labels); drop --label."
         )
-    if args.model == "convnet" and (args.hidden is not None or args.batch_norm):
-        raise ValueError("--hidden and --batch-norm shape an MLP; --model convnet has fixed blocks. Drop them.")
+    if args.model != "mlp" and (args.hidden is not None or args.batch_norm):
+        raise ValueError(f"--hidden and --batch-norm shape an MLP; --model {args.model} has fixed blocks. Drop them.")
+    if args.model == "bag" and args.dropout:
+        raise ValueError("--model bag has no dropout; drop --dropout.")
 
 
 def _check_writable(out: str) -> None:
@@ -92,10 +101,12 @@ def _predict(args) -> int:
 
     prefer_sync_dispatch()  # before JAX starts: this process only answers
     import mlkit
+    from mlkit.data.text import read_texts
+    from mlkit.infer.text import TextPredictor
     from mlkit.infer.verify import key_from
 
     predictor = mlkit.load_predictor(args.artifact, key=key_from(args.key))
-    x = _read_rows(args.input)
+    x = read_texts(args.input) if isinstance(predictor, TextPredictor) else _read_rows(args.input)
     for label in predictor.predict(x):
         print(label)
     return 0
@@ -216,9 +227,9 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     train = commands.add_parser("train", help="train a model and optionally save its frozen predictor")
-    train.add_argument("--data", default="digits", help="digits, mnist5k, moons, ... or a .csv/.npz path")
+    train.add_argument("--data", default="digits", help="digits, mnist5k, reviews, moons, ... or a .csv/.npz path")
     train.add_argument("--label", default=None, help="label column of a CSV file (default: the last)")
-    train.add_argument("--model", choices=("mlp", "convnet"), default="mlp")
+    train.add_argument("--model", choices=("mlp", "convnet", "bag"), default="mlp", help="bag: for text sets")
     train.add_argument("--hidden", type=int, nargs="+", default=None, help="MLP hidden layer widths (default 256 256)")
     train.add_argument("--dropout", type=float, default=0.0)
     train.add_argument("--batch-norm", action="store_true")
@@ -235,7 +246,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     predict = commands.add_parser("predict", help="label the rows of a CSV or NPZ file with a saved predictor")
     predict.add_argument("artifact", help="a directory written by `train --out` or Predictor.save")
-    predict.add_argument("input", help="CSV of raw feature rows (no label column), or .npz with array x")
+    predict.add_argument(
+        "input", help="CSV of raw feature rows (no label column), .npz with array x, or (text) one message per line"
+    )
     predict.add_argument(
         "--key-file",
         dest="key",  # a file, so the key itself never goes on a command line (or into `ps`)

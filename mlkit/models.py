@@ -138,3 +138,27 @@ def split_params(model: nnx.Module) -> tuple[nnx.GraphDef, nnx.State, nnx.State]
 def count_params(model: nnx.Module) -> int:
     """Number of trainable numbers in the model (batch-norm statistics excluded)."""
     return sum(p.size for p in jax.tree.leaves(nnx.state(model, nnx.Param)))
+
+
+class EmbeddingBag(nnx.Module):
+    """A text classifier: each token id looks up a learned vector; a text is the mean of its words' vectors
+    (padding, id 0, left out), then one linear layer.
+
+    Rows hold token ids as float32 numbers, like every model's input (see :mod:`mlkit.data.text`); an id
+    outside the vocabulary is clipped into it. The mean forgets word order: "not good, bad" and
+    "not bad, good" are the same bag.
+    """
+
+    def __init__(self, vocab_size: int, num_classes: int, *, dim: int = 32, seed: int = 0):
+        if vocab_size < 2 or dim < 1:
+            raise ValueError(f"Need vocab_size >= 2 (padding and unknown) and dim >= 1; got {vocab_size} and {dim}.")
+        rngs = nnx.Rngs(seed)
+        self.vocab_size = vocab_size
+        self.embed = nnx.Embed(vocab_size, dim, rngs=rngs)
+        self.head = nnx.Linear(dim, num_classes, rngs=rngs)
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        ids = jnp.clip(x.astype(jnp.int32), 0, self.vocab_size - 1)
+        present = (ids != 0).astype(jnp.float32)[..., None]  # (batch, length, 1): 1 for a word, 0 for padding
+        bag = (self.embed(ids) * present).sum(1) / jnp.maximum(present.sum(1), 1.0)
+        return self.head(bag)

@@ -407,7 +407,12 @@ def test_a_program_that_does_not_match_its_metadata_is_refused(copy, predictor):
 
 def test_a_changed_weight_is_caught_by_the_check_rows(copy, predictor, digits):
     payload = bytearray((copy / artifact.PAYLOAD).read_bytes())
-    payload[len(payload) // 2] ^= 0x40  # in the middle of the weights
+    weights = max((np.asarray(leaf, np.float32) for leaf in jax.tree.leaves(predictor.params)), key=np.size)
+    at = bytes(payload).find(weights.tobytes())  # the payload holds the weights as raw float32
+    assert at >= 0, "the largest weight matrix should be in the payload as raw little-endian float32"
+    pixel = int(np.argmax(digits.train.raw_x.var(0)))  # a pixel that varies, so its weights matter
+    assert weights.shape[0] == digits.num_features
+    payload[at + 4 * pixel * weights.shape[1] + 3] ^= 0x40  # the exponent byte of one of its weights
     forge(copy, payload=bytes(payload))
     quietly = mlkit.load_predictor(copy, verify=False)  # what happened before: other answers, silently
     x = digits.test.raw_x

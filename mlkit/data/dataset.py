@@ -19,6 +19,7 @@ from mlkit.data import toys
 from mlkit.data.files import check_labels, check_layout, read_table
 from mlkit.data.preprocess import Preprocessor
 from mlkit.data.shipped import SHIPPED, read_shipped
+from mlkit.data.text import Tokenizer
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,7 @@ class Dataset:
     image_shape: tuple[int, int] | None = None  # (height, width) when features are pixels
     task: str = "classification"
     seed: int = field(default=0, repr=False)
+    tokenizer: Tokenizer | None = field(default=None, repr=False)  # a text set's, fitted on train; raw_x: the texts
 
     @property
     def num_features(self) -> int:
@@ -68,7 +70,7 @@ def load_dataset(
     max_bytes: int | None = None,
     **generator_options,
 ) -> Dataset:
-    """Load a shipped set (``"digits"``, ``"mnist5k"``), a generated one
+    """Load a shipped set (``"digits"``, ``"mnist5k"``, the texts ``"reviews"``), a generated one
     (``"moons"``, ``"circles"``, ``"spirals"``, ``"xor"``, ``"blobs"``,
     ``"regression_curve"``; options such as ``n=`` and ``noise=`` pass through),
     or your own ``.csv`` / ``.npz`` file, and split it.
@@ -124,9 +126,25 @@ def make_dataset(
     """Split arrays into train / val / test (stratified by class) and fit pre-processing on train.
 
     Integer or string ``y`` makes a classification set; non-integer floats a regression set.
-    Every class (for regression, the whole set) must have an example in every split.
+    Every class (for regression, the whole set) must have an example in every split. Strings in ``x``
+    (one text per row) make a text set, tokenised by a :class:`Tokenizer` fitted on the training texts
+    (token ids are not standardised, whatever ``preprocess`` says).
     """
     x, y = np.asarray(x), np.asarray(y)
+    if x.dtype.kind == "U" and x.ndim == 1:  # split the row numbers, then fit the vocabulary on train only
+        rows = make_dataset(
+            np.arange(len(x))[:, None],
+            y,
+            name=name,
+            seed=seed,
+            val_fraction=val_fraction,
+            test_fraction=test_fraction,
+            preprocess="none",
+        )
+        train, val, test = (
+            Split(t, t, s.y) for s in (rows.train, rows.val, rows.test) for t in [x[s.raw_x[:, 0].astype(int)]]
+        )
+        return with_tokenizer(dataclasses.replace(rows, train=train, val=val, test=test), Tokenizer.fit(train.raw_x))
     check_layout(x.shape, x.dtype, y.shape, y.dtype, f"data set {name!r}")
     check_labels(y, f"data set {name!r}")
     x = x.astype(np.float32, copy=False).reshape(len(x), -1)
@@ -199,6 +217,20 @@ def with_preprocessor(data: Dataset, preprocessor: Preprocessor) -> Dataset:
         for s in [getattr(data, name)]
     }
     return dataclasses.replace(data, preprocessor=preprocessor, **splits)
+
+
+def with_tokenizer(data: Dataset, tokenizer: Tokenizer) -> Dataset:
+    """A text set with every split's ``x`` re-encoded by ``tokenizer`` from its texts (``raw_x``).
+
+    Fit the tokenizer on the training texts only: ``Tokenizer.fit(data.train.raw_x, max_words=...)``.
+    """
+    splits = {
+        part: dataclasses.replace(s, x=tokenizer.encode(s.raw_x).astype(np.float32))
+        for part in ("train", "val", "test")
+        for s in [getattr(data, part)]
+    }
+    preprocessor = Preprocessor.fit(splits["train"].x, "none")  # token ids are not standardised
+    return dataclasses.replace(data, preprocessor=preprocessor, tokenizer=tokenizer, **splits)
 
 
 def _split_indices(classes, n, val_fraction, test_fraction, seed):

@@ -19,6 +19,7 @@ SETS_DIR = Path(__file__).resolve().parent / "sets"
 SHIPPED = {
     "digits": ("digits.npz", "6f801551877abf69fbf3711373bb642a18dc933430a3385cd6febc235225ea6f", (8, 8)),
     "mnist5k": ("mnist5k.npz", "f814240cf7e0d3cbaacc1a898905819a40ab46fb317a600d2a4b91a5c184c810", (28, 28)),
+    "reviews": ("reviews.npz", "e4a7fe88f3b308573df79a727dd1d1ad5205e7ca65c6a2e453b0e678f60310d3", None),
 }
 
 RESTORE = (

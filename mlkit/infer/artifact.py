@@ -61,6 +61,7 @@ from mlkit.data import Preprocessor
 from mlkit.infer.dispatch import prefer_sync_dispatch
 from mlkit.infer.onnx_format import load_onnx, save_onnx
 from mlkit.infer.predictor import Predictor
+from mlkit.infer.text import text_metadata, text_problem, with_text
 from mlkit.infer.verify import as_key, check_program, machine_key, run_in_child, sign, signed_with
 from mlkit.storage import exchange, parse_json, read_file, sync_directory
 
@@ -82,6 +83,7 @@ MAX_BUCKET = 65_536  # rows in one compiled batch
 MAX_BATCH_BYTES = 1 << 30  # of float32 input in the largest bucket
 CHECK_ROWS = 4  # rows whose answers are recorded at save time and compared when the program is checked
 READ_TRIES = 5  # a reader starts again this often if saves keep replacing the artifact under it
+OPTIONAL = {"tokenizer"}  # a text predictor's vocabulary (see mlkit.infer.text)
 COMMON = ("format_version", "task", "labels", "input", "output", "preprocessor", "versions")
 KEYS = {
     1: {"format", *COMMON, "buckets", "param_bytes", "platforms", "payload"},
@@ -134,6 +136,7 @@ def save_predictor(
         "param_bytes": predictor.nbytes,
         "platforms": list(exported.platforms),
         "versions": _versions(exported.calling_convention_version),
+        **text_metadata(predictor),
     }
     answers = np.asarray(exported.call(check_rows(metadata)))
     if not np.isfinite(answers).all():
@@ -194,7 +197,7 @@ def load_predictor(
         raise ValueError(f"{path}: {problem}; {METADATA} and {PAYLOAD} do not belong together. Re-save the artifact.")
     metadata = found.metadata
     preprocessor = metadata["preprocessor"]
-    return Predictor(
+    predictor = Predictor(
         exported.call,
         metadata["input"]["shape"][1],
         metadata["labels"],
@@ -202,6 +205,7 @@ def load_predictor(
         buckets=metadata["buckets"],
         preprocessor=None if preprocessor is None else Preprocessor.from_dict(preprocessor),
     )
+    return with_text(predictor, metadata)
 
 
 def verify_artifact(
@@ -382,8 +386,10 @@ def _parse_metadata(raw: bytes, where: Path) -> dict:
             f"{where.parent} uses artifact format {version}; this mlkit {importlib.metadata.version('mlkit')} "
             f"reads formats up to {FORMAT_VERSION}. Upgrade mlkit to read it. {RE_EXPORT}"
         )
-    if metadata.keys() != KEYS[version]:
-        problem: str | None = f"format {version} has exactly the keys {sorted(KEYS[version])}"
+    if metadata.keys() - OPTIONAL != KEYS[version]:
+        problem: str | None = (
+            f"format {version} has exactly the keys {sorted(KEYS[version])} (a text predictor also {sorted(OPTIONAL)})"
+        )
     else:
         problem = _problem(metadata)
     if problem:
@@ -461,6 +467,9 @@ def _problem(m: dict) -> str | None:
         )
     if m["format_version"] == 1:
         return _entry_problem(m["payload"], {"file": PAYLOAD})
+    problem = text_problem(m)
+    if problem:
+        return problem
     check = m["check"]
     if not (
         isinstance(check, dict)

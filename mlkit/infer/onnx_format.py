@@ -31,6 +31,7 @@ import numpy as np
 
 from mlkit.data import Preprocessor
 from mlkit.infer.predictor import Predictor
+from mlkit.infer.text import text_metadata, with_text
 from mlkit.storage import parse_json, read_file, write_atomically
 
 FORMAT = "mlkit.predictor.onnx"
@@ -82,8 +83,8 @@ def save_onnx(predictor: Predictor, path: str | os.PathLike) -> Path:
     return write_atomically(path, model.SerializeToString())
 
 
-def load_onnx(path: str | os.PathLike, *, max_bytes: int = MAX_BYTES) -> OnnxPredictor:
-    """The :class:`OnnxPredictor` saved at ``path`` by :func:`save_onnx`.
+def load_onnx(path: str | os.PathLike, *, max_bytes: int = MAX_BYTES) -> Predictor:
+    """The :class:`OnnxPredictor` saved at ``path`` by :func:`save_onnx` (in a TextPredictor if it holds a tokenizer).
 
     The file must be a plain file of at most ``max_bytes``, checked before it is read. ONNX
     Runtime then parses and runs it in this process: an ``.onnx`` file has no manifest,
@@ -109,7 +110,7 @@ def load_onnx(path: str | os.PathLike, *, max_bytes: int = MAX_BYTES) -> OnnxPre
             f"({type(e).__name__}: {str(e)[:200]}). Copy it again or re-save it."
         ) from e
     metadata = _read_metadata(session, path)
-    return OnnxPredictor(session, metadata, path)
+    return with_text(OnnxPredictor(session, metadata, path), metadata)
 
 
 class OnnxPredictor(Predictor):
@@ -148,6 +149,7 @@ def _metadata(predictor: Predictor, output: str) -> dict:
         "output": output,
         "preprocessor": None if predictor.preprocessor is None else predictor.preprocessor.to_dict(),
         "versions": {"mlkit": _version("mlkit"), "jax2onnx": _version("jax2onnx")},
+        **text_metadata(predictor),
     }
 
 

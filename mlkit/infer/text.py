@@ -1,0 +1,101 @@
+"""A predictor that takes raw strings: the tokenizer runs in Python, then the frozen compiled function.
+
+Strings cannot enter an XLA program, so a :class:`TextPredictor` splits the work
+at its boundary: :meth:`~mlkit.data.text.Tokenizer.encode` turns the texts into
+rows of token ids (checking them: an empty text, a non-string or one longer
+than ``mlkit.data.text.MAX_CHARS`` characters is refused; more than ``max_len``
+words are truncated), and the same compiled function as any :class:`Predictor`
+runs on those rows. The vocabulary travels with the saved artifact, in its
+``metadata.json`` (or an ``.onnx`` file's metadata) under ``"tokenizer"``:
+:func:`text_metadata` writes that entry and :func:`with_text` reads it back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from flax import nnx
+
+from mlkit.data import Dataset
+from mlkit.data.text import Tokenizer
+from mlkit.infer.postprocess import answer
+from mlkit.infer.predictor import Predictor, freeze
+
+
+class TextPredictor(Predictor):
+    """A :class:`Predictor` whose inputs are texts: ``predict(["I want my money back"])``.
+
+    ``numeric`` is the predictor of token-id rows it wraps (a frozen one, or one loaded from an
+    artifact); its compiled programs, buckets and labels are this predictor's.
+    """
+
+    def __init__(self, numeric: Predictor, tokenizer: Tokenizer):
+        if numeric.num_features != tokenizer.max_len:
+            raise ValueError(
+                f"The model reads rows of {numeric.num_features} token ids but the tokenizer writes "
+                f"{tokenizer.max_len}; freeze the model with the data set whose tokenizer it was trained on."
+            )
+        super().__init__(
+            numeric.fn,
+            numeric.num_features,
+            numeric.labels,
+            task=numeric.task,
+            buckets=numeric.buckets,
+            preprocessor=numeric.preprocessor,
+            params=numeric.params,
+        )
+        self.numeric = numeric
+        self.tokenizer = tokenizer
+
+    @property
+    def compiles(self) -> int:
+        return self.numeric.compiles
+
+    def validate(self, x) -> np.ndarray:
+        """The texts ``x`` as float32 rows of token ids, or a ValueError naming the text that cannot be read."""
+        return self.tokenizer.encode(x).astype(np.float32)
+
+    def _run(self, x) -> np.ndarray:
+        return self.numeric._run(self.validate(x))
+
+    def executable(self, batch: int):
+        return self.numeric.executable(batch)
+
+
+def freeze_text(model: nnx.Module, data: Dataset) -> TextPredictor:
+    """:func:`~mlkit.infer.freeze` for a model trained on a text set: the result takes raw strings."""
+    if data.tokenizer is None:
+        raise ValueError(f"Data set {data.name!r} is not a text set (it has no tokenizer); use mlkit.freeze.")
+    return TextPredictor(freeze(model, data), data.tokenizer)
+
+
+def text_metadata(predictor: Predictor) -> dict:
+    """What a saved artifact adds to its metadata for ``predictor``: ``{"tokenizer": ...}``, or nothing."""
+    return {"tokenizer": predictor.tokenizer.to_dict()} if isinstance(predictor, TextPredictor) else {}
+
+
+def text_problem(metadata: dict) -> str | None:
+    """What is wrong with an artifact's ``"tokenizer"`` entry (if it has one), or None."""
+    if "tokenizer" not in metadata:
+        return None
+    try:
+        tokenizer = Tokenizer.from_dict(metadata["tokenizer"])
+    except ValueError as e:
+        return f'"tokenizer" is malformed ({e})'
+    n = metadata["input"]["shape"][1]
+    return None if tokenizer.max_len == n else f'"tokenizer" writes rows of {tokenizer.max_len} ids, the input is {n}'
+
+
+def with_text(predictor: Predictor, metadata: dict[str, Any]) -> Predictor:
+    """``predictor`` as a :class:`TextPredictor` when ``metadata`` (an artifact's) holds a tokenizer."""
+    if "tokenizer" not in metadata:
+        return predictor
+    return TextPredictor(predictor, Tokenizer.from_dict(metadata["tokenizer"]))
+
+
+def route(probs: np.ndarray, labels: Sequence, actions: Mapping[str, str], threshold: float) -> list[str]:
+    """What to do with each message: ``actions[label]`` for a confident answer, ``actions["unsure"]``
+    below ``threshold`` (:func:`mlkit.infer.postprocess.answer`), e.g. a refund for a dissatisfied customer."""
+    return [actions[str(a)] for a in answer(probs, labels, threshold)]
