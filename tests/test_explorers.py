@@ -80,12 +80,41 @@ def test_valley_gradient_matches_jax_grad():
 
 @pytest.mark.parametrize(
     "lr,expected",
-    [(0.002, "too slow"), (0.1, "converged"), (0.1995, "oscillated"), (0.3, "diverged"), (1.0, "diverged")],
+    [
+        (0.002, "smooth, too slow"),
+        (0.05, "smooth, converged"),
+        (0.1, "smooth, converged"),  # lr x curvature = 1: y reaches the floor in one step
+        (0.158, "zig-zag, converged"),
+        (0.1995, "zig-zag, too slow"),
+        (0.3, "diverged"),
+        (1.0, "diverged"),
+    ],
 )
 def test_learning_rate_sets_the_behaviour(lr, expected):
     valley = byhand.Valley(10.0)
     path = byhand.gradient_descent(valley.grad, (-4.5, 1.5), lr, 100)
     assert byhand.behaviour(path, valley.value(path)) == expected
+
+
+@pytest.mark.parametrize("curvature", [2.0, 10.0, 40.0])
+@pytest.mark.parametrize("lr_times_k", [0.3, 0.9, 1.1, 1.6, 1.9, 2.1, 3.0])
+def test_labels_follow_the_theory_of_the_steep_direction(curvature, lr_times_k):
+    """The error across the valley is multiplied by 1 - lr·k per step: smooth below 1, zig-zag between 1 and 2,
+    diverged above 2, whatever the steepness."""
+    valley = byhand.Valley(curvature)
+    path = byhand.gradient_descent(valley.grad, (-4.5, 1.5), lr_times_k / curvature, 300)
+    label = byhand.behaviour(path, valley.value(path))
+    assert label.split(",")[0] == ("smooth" if lr_times_k < 1 else "zig-zag" if lr_times_k < 2 else "diverged")
+
+
+def test_the_slower_direction_sets_the_pace():
+    """Fastest overall where both directions shrink alike, lr = 2/(1+k), not where the steep one is solved."""
+    valley = byhand.Valley(10.0)
+    final = {
+        lr: valley.value(byhand.gradient_descent(valley.grad, (-4.5, 1.5), lr, 100)[-1])
+        for lr in (0.05, 0.1, 0.158, 2 / 11, 0.19)
+    }
+    assert min(final, key=final.get) == 2 / 11 and final[0.158] < final[0.1]
 
 
 # ------------------------------------------------------------------ the explorers, driven like a learner would
@@ -149,7 +178,7 @@ def test_descent_explorer_draws_the_path_and_names_the_behaviour():
     ex = explorers.descent_explorer(render=False)
     ex.set_value("steps", 100)
     ex.set_value("learning_rate", 0.1)
-    assert ex.status.value.count("converged") == 1
+    assert ">smooth, converged: loss" in ex.status.value and ex.status.value.count("converged") == 1
     path_line = ex.axes[0].get_lines()[0]
     assert len(path_line.get_xdata()) == 101
 
@@ -158,9 +187,9 @@ def test_descent_explorer_draws_the_path_and_names_the_behaviour():
     assert len(ex.axes[0].get_lines()[0].get_xdata()) < 101
 
     ex.set_value("learning_rate", 0.1995)
-    assert "oscillated" in ex.status.value
+    assert "zig-zag, too slow" in ex.status.value and ex.axes[0].get_title() == "path: zig-zag, too slow"
     ex.set_value("curvature", 5.0)  # a gentler valley takes the same learning rate calmly
-    assert ex.result.behaviour == "converged" and "2/5 = 0.4" in ex.status.value
+    assert ex.result.behaviour == "smooth, converged" and "2/5 = 0.4" in ex.status.value
 
 
 def test_figures_fit_beside_the_controls(digits):

@@ -50,13 +50,45 @@ def test_overfitting_lab_train_size_slider_changes_the_data(digits):
 
 def test_capacity_lab_draws_the_fit():
     lab = training.capacity_lab()
-    lab.set_value("epochs", 50)
+    lab.set_value("epochs", 100)
     fit_axes = lab.axes[0]
     model_line = next(line for line in fit_axes.get_lines() if line.get_label() == "model")
     before = np.asarray(model_line.get_ydata()).copy()
-    lab.set_value("width", 64)
+    lab.set_value("width", 16)
     after = next(line for line in lab.axes[0].get_lines() if line.get_label() == "model").get_ydata()
     assert not np.allclose(before, after) and "val loss" in lab.status.value and lab.data.task == "regression"
+
+
+def test_playground_defaults_show_what_capacity_buys_on_the_spirals():
+    play = training.playground(render=False)
+    play.set_value("dataset", "spirals")
+    deep = play.history.val_acc[-1]
+    play.set_value("width", 4)
+    play.set_value("depth", 1)
+    assert deep > 0.8 and play.history.val_acc[-1] < 0.65, (deep, play.history.val_acc[-1])
+
+
+def test_capacity_lab_starts_overfitting_and_a_single_unit_underfits():
+    noise_variance = 0.25**2  # the curve's noise: a model closer than this to the training points fits the noise
+    lab = training.capacity_lab(render=False)
+    history = lab.train()
+    assert len(lab.data.train) == 16 and len(lab.data.val) == 74
+    assert history.status == "completed" and history.train_loss[-1] < noise_variance / 4
+    assert history.val_loss[-1] > 2 * min(history.val_loss) and history.best_epoch < 500
+    lab.set_value("width", 1)
+    assert lab.history.train_loss[-1] > noise_variance
+
+
+def test_augmented_digits_adds_shifted_and_turned_copies_and_keeps_val_and_test(digits):
+    small = mlkit.data.with_train_size(digits, 50, seed=0)
+    more = training.augmented_digits(small, copies=2)
+    assert len(more.train) == 5 * 50 and np.array_equal(more.train.y, np.tile(small.train.y, 5))
+    np.testing.assert_array_equal(more.train.raw_x[:50], small.train.raw_x)
+    assert not np.allclose(more.train.raw_x[50:100], small.train.raw_x)
+    np.testing.assert_array_equal(more.val.raw_x, small.val.raw_x)
+    np.testing.assert_array_equal(more.test.y, small.test.y)
+    with pytest.raises(ValueError, match="needs an image set"):
+        training.augmented_digits(mlkit.load_dataset("moons", n=100))
 
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"

@@ -132,12 +132,14 @@ def gradient_descent(
 
 
 def behaviour(path: np.ndarray, losses: np.ndarray, tol: float = 1e-3) -> str:
-    """ "diverged" (loss grew), "converged" (loss below ``tol``), "oscillated" (still bouncing: most of the
-    last steps reverse the one before) or "too slow" (still creeping downhill)."""
+    """How a descent went, named from its points alone: "diverged" if the loss grew, else "<shape>, <outcome>".
+
+    Shape: "zig-zag" if some coordinate's step ever reverses direction (it overshot the bottom
+    along that direction: on the valley, learning rate x curvature between 1 and 2), "smooth" if
+    none does (at most 1). Outcome: "converged" (loss below ``tol``) or "too slow" (the steps ran out first).
+    """
     if not np.isfinite(losses[-1]) or losses[-1] > losses[0]:
         return "diverged"
-    if losses[-1] < tol:
-        return "converged"
-    moves = np.diff(path[-11:], axis=0)
-    reversals = (moves[1:] * moves[:-1]).sum(-1) < 0
-    return "oscillated" if len(reversals) and reversals.mean() >= 0.5 else "too slow"
+    moves = np.diff(path, axis=0)
+    shape = "zig-zag" if (moves[1:] * moves[:-1] < 0).any() else "smooth"
+    return f"{shape}, {'converged' if losses[-1] < tol else 'too slow'}"
