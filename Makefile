@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 KERNEL := mlkit
 
-.PHONY: lab test lint env browser bench clean
+.PHONY: lab test lint env browser bench site clean
 
 env: $(VENV)/.installed
 
@@ -13,7 +13,7 @@ env: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[notebooks,test,onnx]'
+	$(PY) -m pip install --quiet -e '.[notebooks,test,onnx,site]'
 	$(PY) -m mlkit kernel
 	touch $@
 
@@ -28,10 +28,10 @@ browser:
 	  echo "Chromium is not installed, so the browser test will be skipped. To run it: sudo apt-get install chromium"
 
 # Lint (ruff), format check (ruff format) and types (mypy, configured in pyproject.toml) on the package;
-# ruff also reads the tests, examples and worked solutions.
+# ruff also reads the tests, examples, worked solutions and the site config.
 lint: env
-	$(VENV)/bin/ruff check mlkit tests examples notebooks/solutions
-	$(VENV)/bin/ruff format --check mlkit tests examples notebooks/solutions
+	$(VENV)/bin/ruff check mlkit tests examples notebooks/solutions site
+	$(VENV)/bin/ruff format --check mlkit tests examples notebooks/solutions site
 	$(VENV)/bin/mypy
 
 # Lint and types first, then pytest for the package, nbval for every notebook, in one run
@@ -41,6 +41,12 @@ test: env browser lint
 
 bench: env
 	$(PY) -m mlkit bench
+
+# The course site: every lesson run once (a few minutes), rendered by Sphinx + myst-nb (site/conf.py) into site/_build/.
+site: env
+	rm -rf site/_build
+	$(VENV)/bin/sphinx-build -T -W --keep-going -q -c site . site/_build/html
+	@echo "The site is built: open file://$(CURDIR)/site/_build/html/index.html in a browser"
 
 clean:
 	rm -rf $(VENV) .pytest_cache test-artifacts
