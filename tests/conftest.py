@@ -18,3 +18,27 @@ def trained(digits):
     model = mlkit.MLP(digits.num_features, hidden=(64,), num_classes=digits.num_classes, seed=0)
     mlkit.fit(model, digits, mlkit.TrainConfig(epochs=5, progress=False))
     return model
+
+
+@pytest.fixture
+def patch_epochs(monkeypatch):
+    """``patch_epochs(wrap)`` makes fit's compiled training epoch call ``wrap(n, run, *args)`` instead of
+    ``run(*args)``, ``n`` counting the calls from 1: a test can make chosen epochs blow up or be interrupted."""
+
+    def patch(wrap):
+        real_compiled, calls = mlkit.train.loop.compiled, {"n": 0}
+
+        def patched(fn, static, *args):
+            run, seconds = real_compiled(fn, static, *args)
+            if fn is not mlkit.train.train_epoch:
+                return run, seconds
+
+            def counted(*a):
+                calls["n"] += 1
+                return wrap(calls["n"], run, *a)
+
+            return counted, seconds
+
+        monkeypatch.setattr(mlkit.train.loop, "compiled", patched)
+
+    return patch

@@ -183,13 +183,22 @@ def lab(browser, tmp_path_factory):
         server.stop()
 
 
-@pytest.fixture
-def page(browser, lab):
+@contextlib.contextmanager
+def new_page(browser):
+    """A page in a fresh browser context at the test's screen size, closed afterwards."""
     context = browser.new_context(viewport=SCREEN)
     page = context.new_page()
     page.set_default_timeout(30_000)
-    yield page
-    context.close()
+    try:
+        yield page
+    finally:
+        context.close()
+
+
+@pytest.fixture
+def page(browser, lab):
+    with new_page(browser) as page:
+        yield page
     with contextlib.suppress(OSError):
         lab.shut_down_kernels()  # frees the two cores for the next notebook
 

@@ -108,38 +108,29 @@ def test_nan_targets_are_refused_before_compiling(curve):
         mlkit.fit(mlp(curve), bad, mlkit.TrainConfig(epochs=1, batch_size=16, progress=False))
 
 
-def spike_epochs(monkeypatch, spiked):
-    """Make fit's epochs report a training loss 1000x too high on the 1-based epochs in ``spiked``."""
-    real_compiled, calls = mlkit.train.loop.compiled, {"n": 0}
+def spiking(spiked):
+    """An epoch wrapper for ``patch_epochs``: a training loss 1000x too high on the 1-based epochs in ``spiked``."""
 
-    def patched(fn, static, *args):
-        run, seconds = real_compiled(fn, static, *args)
-        if fn is not mlkit.train.train_epoch:
-            return run, seconds
+    def wrap(n, run, *args):
+        state, loss, acc = run(*args)
+        return state, loss * 1000 if n in spiked else loss, acc
 
-        def counted(*a):
-            calls["n"] += 1
-            state, loss, acc = run(*a)
-            return state, loss * 1000 if calls["n"] in spiked else loss, acc
-
-        return counted, seconds
-
-    monkeypatch.setattr(mlkit.train.loop, "compiled", patched)
+    return wrap
 
 
-def test_one_spike_that_recovers_is_not_divergence(digits, monkeypatch):
-    spike_epochs(monkeypatch, {2})
+def test_one_spike_that_recovers_is_not_divergence(digits, patch_epochs):
+    patch_epochs(spiking({2}))
     history = mlkit.fit(mlp(digits), digits, mlkit.TrainConfig(epochs=4, progress=False))
     assert history.status == "completed" and history.epochs == 4
     assert history.train_loss[1] > 100 * history.train_loss[0] and history.best_epoch != 2
 
 
 @pytest.mark.parametrize("spiked, kept", [({2, 3}, 1), ({4}, 3), ({1, 2}, 0)])
-def test_two_spikes_running_or_one_at_the_end_diverge_and_keep_the_epoch_before(digits, monkeypatch, spiked, kept):
+def test_two_spikes_running_or_one_at_the_end_diverge_and_keep_the_epoch_before(digits, patch_epochs, spiked, kept):
     reference = mlp(digits)
     mlkit.fit(reference, digits, mlkit.TrainConfig(epochs=kept, progress=False)) if kept else None
     model = mlp(digits)
-    spike_epochs(monkeypatch, spiked)
+    patch_epochs(spiking(spiked))
     history = mlkit.fit(model, digits, mlkit.TrainConfig(epochs=4, progress=False))
     assert history.status == "diverged" and history.epochs == kept, history.message
     assert f"in epoch {max(spiked)}:" in history.message

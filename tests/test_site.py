@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 import test_browser
 from PIL import Image
-from test_browser import REPO, SCREEN, Shots, expect
+from test_browser import REPO, Shots, expect, new_page
 
 browser = test_browser.browser  # the Chromium fixture: skipped locally without Chromium, a failure under CI
 
@@ -49,11 +49,8 @@ def site(tmp_path_factory) -> Path:
 
 @pytest.fixture
 def page(browser, site):
-    context = browser.new_context(viewport=SCREEN)
-    page = context.new_page()
-    page.set_default_timeout(30_000)
-    yield page
-    context.close()
+    with new_page(browser) as page:
+        yield page
 
 
 def colours(path: Path) -> int:

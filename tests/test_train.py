@@ -92,32 +92,14 @@ def test_divergence_stops_and_keeps_last_finite_parameters(digits):
         np.testing.assert_array_equal(before, after)
 
 
-def patch_epochs(monkeypatch, third_epoch):
-    """Make fit's compiled epoch call ``third_epoch(run, *args)`` instead of ``run(*args)`` on its third call."""
-    real_compiled, calls = mlkit.train.loop.compiled, {"n": 0}
-
-    def patched(fn, static, *args):
-        run, seconds = real_compiled(fn, static, *args)
-        if fn is not mlkit.train.train_epoch:
-            return run, seconds
-
-        def counted(*a):
-            calls["n"] += 1
-            return third_epoch(run, *a) if calls["n"] == 3 else run(*a)
-
-        return counted, seconds
-
-    monkeypatch.setattr(mlkit.train.loop, "compiled", patched)
-
-
-def test_divergence_in_a_later_epoch_keeps_the_epoch_before(digits, monkeypatch):
+def test_divergence_in_a_later_epoch_keeps_the_epoch_before(digits, monkeypatch, patch_epochs):
     def goes_nan(run, *args):  # what a too-large step does: every number becomes NaN
         state, loss, acc = run(*args)
         state = jax.tree.map(lambda v: v * np.nan if np.issubdtype(v.dtype, np.floating) else v, state)
         return state, loss * np.nan, acc
 
     model = small_model(digits)
-    patch_epochs(monkeypatch, goes_nan)
+    patch_epochs(lambda n, run, *args: goes_nan(run, *args) if n == 3 else run(*args))
     history = mlkit.fit(model, digits, mlkit.TrainConfig(**{**QUICK, "epochs": 5}))
     monkeypatch.undo()
     assert history.status == "diverged" and history.epochs == 2
@@ -142,12 +124,12 @@ def test_interrupt_keeps_model_and_history_of_last_finished_epoch(digits):
     assert_same_params(model, reference)
 
 
-def test_interrupt_inside_an_epoch_keeps_the_previous_one(digits, monkeypatch):
+def test_interrupt_inside_an_epoch_keeps_the_previous_one(digits, monkeypatch, patch_epochs):
     def ctrl_c(run, *args):
         raise KeyboardInterrupt
 
     model = small_model(digits)
-    patch_epochs(monkeypatch, ctrl_c)
+    patch_epochs(lambda n, run, *args: ctrl_c(run, *args) if n == 3 else run(*args))
     history = mlkit.fit(model, digits, mlkit.TrainConfig(**{**QUICK, "epochs": 5}))
     assert history.status == "interrupted" and history.epochs == 2
     monkeypatch.undo()
