@@ -39,7 +39,12 @@ lint: env
 test: env browser lint
 	$(PY) -m pytest tests notebooks --nbval-lax --nbval-kernel-name $(KERNEL) --durations=5
 
+# wrk, the load generator the serving benchmark prefers (a C client that leaves the cores to the servers):
+# installed with apt when missing and we are root; otherwise the bench uses its own aiohttp client and says so.
 bench: env
+	@command -v wrk >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; } || \
+	  echo "wrk is not installed: the serving benchmark uses mlkit's own client. To use wrk: sudo apt-get install wrk"
 	$(PY) -m mlkit bench
 
 # The course site: every lesson run once (a few minutes), rendered by Sphinx + myst-nb (site/conf.py) into site/_build/.

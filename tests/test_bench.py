@@ -2,6 +2,7 @@
 
 import json
 import math
+import shutil
 
 import jax
 import jax.numpy as jnp
@@ -210,3 +211,17 @@ def test_disagreeing_predictions_fail_loudly(digits, trained, monkeypatch):
     monkeypatch.setattr(inference_bench, "numpy_forward", wrong)
     with pytest.raises(RuntimeError, match="disagree"):
         inference_bench.inference_rows(trained, digits, repeats_1=2, repeats_big=1)
+
+
+@pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed (apt-get install wrk)")
+def test_wrk_and_the_built_in_client_report_the_same_row(trained, digits, tmp_path):
+    from mlkit.serve import Server
+
+    rows = np.asarray(digits.test.raw_x, np.float32)
+    with Server(mlkit.save_predictor(mlkit.freeze(trained, digits), tmp_path / "a")) as server:
+        by_wrk = serve_bench._wrk(server.url, rows, 1.0, "wrk")
+        by_aiohttp = serve_bench._aiohttp(server.url, rows, 0.5, "aiohttp")
+    assert by_wrk.keys() == by_aiohttp.keys()
+    for row in (by_wrk, by_aiohttp):
+        assert row["req/s"] > 0 and row["errors"] == 0 and 0 < row["p50 ms"] <= row["p99 ms"]
+    assert by_wrk["sent"] > 0 and 0 <= by_wrk["client busy"] < 2

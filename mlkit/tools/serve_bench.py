@@ -1,7 +1,9 @@
 """The serving half of ``python -m mlkit bench``: mlkit's server against the servers a user would otherwise run.
 
 One run, one machine, the same trained digits MLP (64-256-256-10), the same load:
-``mlkit.serve.load`` at 32 concurrent clients (closed loop), one row per request,
+32 concurrent clients (closed loop) from ``wrk`` when it is installed (a C client in
+its own process, about a sixth of a core here), else from ``mlkit.serve.load``
+(aiohttp, which holds most of a core itself), one row per request,
 the same rows, a few seconds per server, every server started on 127.0.0.1 on a
 free port and always stopped afterwards (every wait bounded). The servers:
 
@@ -28,8 +30,7 @@ The target compares mlkit's defaults with the BEST of these baselines. The round
 interleaved (every server once, then every server again, ...), so a machine that gets
 busier in the middle slows them all alike, and each server's numbers are the median
 round, with the spread (lowest and highest) kept. Every server is a single process
-with one event loop; the load generator (:mod:`mlkit.serve.load`, aiohttp's client)
-runs in this process and reports how busy it kept its core.
+with one event loop; "client busy" says how much of a core the load generator used.
 
 Batching is also measured where the model, not HTTP, is the cost: the same artifact
 served with ``model_delay_ms`` (each model call sleeps that long more, as a bigger
@@ -39,8 +40,11 @@ model would take), batching on against off.
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import os
+import resource
+import shutil
 import signal
 import socket
 import subprocess
@@ -272,15 +276,76 @@ def _started(servers: dict[str, Server | Program], row: list[float]) -> Iterator
 def measure(
     urls: dict[str, str], rows: np.ndarray, rounds: int, duration: float, warmup: float
 ) -> dict[str, list[dict]]:
-    """Every server, ``rounds`` times in turns, ``duration`` s each at ``CLIENTS`` clients (after one warm-up)."""
+    """Every server, ``rounds`` times in turns, ``duration`` s each at ``CLIENTS`` clients (after one warm-up),
+    with wrk when it is installed, else with :mod:`mlkit.serve.load`."""
     seen: dict[str, list[dict]] = {name: [] for name in urls}
+    send = _wrk if shutil.which("wrk") else _aiohttp
     for url in urls.values():
-        load.run(url, concurrency=CLIENTS, duration=warmup, rows=rows)
+        send(url, rows, warmup, "warm-up")
     for _ in range(rounds):
         for name, url in urls.items():
-            result = load.run(url, concurrency=CLIENTS, duration=duration, rows=rows)
-            seen[name].append(_row(result, name))
+            seen[name].append(send(url, rows, duration, name))
     return seen
+
+
+def load_generator() -> str:
+    """The client :func:`measure` uses, in words."""
+    if shutil.which("wrk"):
+        return f"wrk (C, 1 thread, {CLIENTS} connections, a separate process)"
+    return f"mlkit.serve.load (aiohttp, {CLIENTS} clients, in this process; apt-get install wrk for a lighter client)"
+
+
+def _aiohttp(url: str, rows: np.ndarray, duration: float, name: str) -> dict:
+    return _row(load.run(url, concurrency=CLIENTS, duration=duration, rows=rows), name)
+
+
+# wrk's Lua hooks: each request posts the next of the bodies; at the end, one line of JSON with the numbers.
+WRK_SCRIPT = """
+local bodies, i = {BODIES}, 0
+request = function()
+  i = i % #bodies + 1
+  return wrk.format("POST", nil, {["Content-Type"] = "application/json"}, bodies[i])
+end
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format('\\n{"requests": %d, "us": %d, "socket_errors": %d, "non2xx": %d, '
+    .. '"p50": %d, "p90": %d, "p99": %d}\\n', summary.requests, summary.duration,
+    e.connect + e.read + e.write + e.timeout, e.status,
+    latency:percentile(50), latency:percentile(90), latency:percentile(99)))
+end
+"""
+
+
+def _wrk(url: str, rows: np.ndarray, duration: float, name: str) -> dict:
+    """One closed-loop run of wrk against ``url``'s /predict: its throughput, latency percentiles and errors
+    (wrk counts whole seconds, so ``duration`` is rounded, to at least 1 s)."""
+    bodies = [json.dumps({"inputs": [r.tolist()]}) for r in rows[: load.MAX_BODIES]]
+    with tempfile.NamedTemporaryFile("w", suffix=".lua") as script:
+        script.write(WRK_SCRIPT.replace("{BODIES}", "{" + ", ".join(json.dumps(b) for b in bodies) + "}"))
+        script.flush()
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        done = subprocess.run(
+            ["wrk", "-t1", f"-c{CLIENTS}", f"-d{max(round(duration), 1)}s", "-s", script.name, f"{url}/predict"],
+            capture_output=True,
+            text=True,
+            timeout=duration + 30,
+        )
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if done.returncode != 0 or "{" not in done.stdout:
+        raise RuntimeError(f"wrk failed against {url}: {done.stderr.strip() or done.stdout.strip()}")
+    numbers = json.loads(done.stdout[done.stdout.rindex("{") :])
+    seconds = numbers["us"] / 1e6
+    errors = numbers["socket_errors"] + numbers["non2xx"]
+    return {
+        "server": name,
+        "req/s": (numbers["requests"] - numbers["non2xx"]) / seconds,
+        "p50 ms": numbers["p50"] / 1e3,
+        "p90 ms": numbers["p90"] / 1e3,
+        "p99 ms": numbers["p99"] / 1e3,
+        "errors": errors,
+        "sent": numbers["requests"],
+        "client busy": (after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime) / seconds,
+    }
 
 
 def settings(quick: bool) -> dict:
@@ -340,6 +405,7 @@ def serving_rows(trained: mlkit.MLP, data: Any, quick: bool = False) -> dict:
         "batching": batching,
         "found": found,
         "clients": CLIENTS,
+        "load generator": load_generator(),
         "settings": s,
         "seconds": time.perf_counter() - began,
     }
@@ -361,7 +427,8 @@ def describe(serving: dict) -> str:
     return (
         f"Serving: the digits MLP over HTTP on 127.0.0.1, {serving['clients']} concurrent clients (closed loop), "
         f"1 row per request, {s['rounds']} interleaved round(s) of {s['duration']:g} s per server (median round; "
-        f"min and max of the rounds); client busy: the load generator's share of a core\n"
+        f"min and max of the rounds); load generator: {serving.get('load generator', 'mlkit.serve.load')}, "
+        f"client busy: its share of a core\n"
         + bench.table(_shown(serving["table"]), COLUMNS)
         + f"\nBatching where the model dominates (each model call {DELAY_MS:g} ms longer, --model-delay-ms):\n"
         + bench.table(_shown(serving["batching"]), COLUMNS)
