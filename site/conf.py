@@ -18,7 +18,6 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
-import nbformat
 from docutils import nodes
 from myst_nb.sphinx_ import NbMetadataCollector
 from sphinx.application import Sphinx
@@ -55,7 +54,6 @@ if selected := os.environ.get("MLKIT_SITE_NOTEBOOKS", "").split():
         f"notebooks/{p.name}" for p in NOTEBOOKS.glob("[0-9]*.ipynb") if p.stem not in selected
     ]
 
-NBVAL_RAISES = "# NBVAL_RAISES_EXCEPTION"
 WIDGET_VIEW = '<script type="application/vnd.jupyter.widget-view+json">'
 
 
@@ -84,15 +82,8 @@ def solutions_page() -> str:
 
 
 def fill_in(app: Sphinx, docname: str, source: list[str]) -> None:
-    """Replace the marked comment line of the front page and of the solutions page with what it names; let a
-    lesson's cell marked ``# NBVAL_RAISES_EXCEPTION`` (for nbval) fail on purpose here too."""
-    if docname.startswith("notebooks/") and NBVAL_RAISES in source[0]:
-        notebook = nbformat.reads(source[0], as_version=4)
-        for cell in notebook.cells:
-            if cell.cell_type == "code" and cell.source.startswith(NBVAL_RAISES):
-                cell.metadata.setdefault("tags", []).append("raises-exception")  # nbclient's own mark
-        source[0] = nbformat.writes(notebook)
-        return
+    """Replace the marked comment line of the front page and of the solutions page with what it names.
+    (A lesson's cell that fails on purpose carries the "raises-exception" tag, which nbclient reads too.)"""
     if docname == "site/index":
         lessons = {name.removeprefix("notebooks/") for name in app.env.found_docs if name.startswith("notebooks/")}
         mark, text = "<!-- README", front_page(README.read_text(encoding="utf-8"), lessons)
