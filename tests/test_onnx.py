@@ -117,6 +117,10 @@ def test_input_checks_stay(trained, digits, tmp_path):
         loaded.predict(digits.test.raw_x[:5].astype(np.int64)).tolist()
         == loaded.predict(digits.test.raw_x[:5]).tolist()
     )
+    huge = digits.test.raw_x[:3].copy()
+    huge[2] = 3e38  # finite inputs whose answers overflow: the same error as the JAX predictor's, not NaN
+    with pytest.raises(ValueError, match=r"Rows \[2\] gave NaN or infinite outputs"):
+        loaded.predict_proba(huge)
 
 
 def test_a_predictor_loaded_from_jax_export_cannot_convert_again(trained, digits, tmp_path):

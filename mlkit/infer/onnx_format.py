@@ -133,7 +133,8 @@ class OnnxPredictor(Predictor):
         return self.session.run(self._output, {"x": x})[0]
 
     def _run(self, x) -> np.ndarray:
-        return self._infer(self.validate(x))
+        x = self.validate(x)
+        return self.checked(self._infer(x), x)  # the same output check as the JAX predictor's
 
     def executable(self, batch: int) -> Callable:
         """ONNX Runtime takes every batch size as it comes: nothing to compile per bucket."""
