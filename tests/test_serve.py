@@ -32,6 +32,7 @@ from prometheus_client.parser import text_string_to_metric_families
 import mlkit
 import mlkit.serve
 from mlkit.__main__ import build_parser
+from mlkit.infer.text import freeze_text
 from mlkit.serve import Batcher, Server, Settings, load
 
 TIMEOUT = 30.0  # seconds: the most any single HTTP exchange may take here
@@ -53,6 +54,10 @@ def artifacts(tmp_path_factory, digits):
     regressor = mlkit.MLP(1, (16,), 1, seed=0)
     mlkit.fit(regressor, curve, mlkit.TrainConfig(epochs=20, progress=False))
     paths["regression"] = mlkit.save_predictor(mlkit.freeze(regressor, curve), root / "regression")
+    reviews = mlkit.load_dataset("reviews")
+    bag = mlkit.EmbeddingBag(reviews.tokenizer.size, reviews.num_classes, seed=0)
+    mlkit.fit(bag, reviews, mlkit.TrainConfig(epochs=5, progress=False))
+    paths["reviews"] = mlkit.save_predictor(freeze_text(bag, reviews), root / "reviews")
     broken = root / "broken"
     shutil.copytree(paths["digits"], broken)
     payload = broken / "function.jaxexport"
@@ -69,6 +74,7 @@ SERVERS = {  # name -> (artifact, options); all started at once, stopped at the 
     "graceful": ("digits", {"max_batch": 1, "model_delay_ms": 300.0}),
     "reload": ("digits", {}),
     "regression": ("regression", {}),
+    "text": ("reviews", {"max_batch": 8}),
     "workers": ("digits", {"workers": 2}),
 }
 
@@ -528,6 +534,30 @@ def test_a_regression_artifact_answers_values(servers, artifacts):
     np.testing.assert_allclose(response.json()["values"], regressor.predict(rows), rtol=0, atol=1e-5)
     meta = httpx.get(f"{url}/metadata", timeout=TIMEOUT).json()
     assert meta["task"] == "regression" and meta["output"] == ["values"] and meta["num_features"] == 1
+
+
+def test_a_text_artifact_answers_raw_texts_as_its_predictor_does(servers, artifacts):
+    """The server tokenizes as the artifact's own predictor does; a number row or an empty text is a 422."""
+    url = servers["text"].url
+    texts = ["I want my money back", "Great phone, works perfectly", "the battery died after a week!"] * 4
+    response = httpx.post(f"{url}/predict", json={"inputs": texts}, timeout=TIMEOUT)
+    assert response.status_code == 200, response.text
+    local = mlkit.load_predictor(artifacts["reviews"])
+    assert response.json()["labels"] == local.predict(texts).tolist()
+    np.testing.assert_allclose(response.json()["probabilities"], local.predict_proba(texts), rtol=0, atol=1e-6)
+    for body, words in (
+        ({"inputs": [[0.0] * 40]}, 'Expected a JSON object {"inputs": ["a text", ...]}'),
+        ({"inputs": ["fine", "  ...  "]}, "Text 1"),
+        ({"inputs": ["fine", 3]}, "Expected"),
+    ):
+        refused = httpx.post(f"{url}/predict", json=body, timeout=TIMEOUT)
+        assert refused.status_code == 422 and words in refused.json()["error"], refused.text
+    meta = httpx.get(f"{url}/metadata", timeout=TIMEOUT).json()
+    assert meta["input"] == {"shape": ["n"], "dtype": "string", "max_words": local.tokenizer.max_len}
+    assert '["a text", ...]' in meta["request"] and meta["labels"] == ["negative", "positive"]
+    schema = httpx.get(f"{url}/openapi.json", timeout=TIMEOUT).json()["paths"]["/predict"]["post"]["requestBody"]
+    assert schema["content"]["application/json"]["example"] == {"inputs": ["I want my money back"]}
+    assert httpx.get(f"{url}/drift", timeout=TIMEOUT).json()["available"] is False  # ids have no training mean
 
 
 def test_health_metadata_metrics_and_docs_describe_the_server(url):

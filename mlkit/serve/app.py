@@ -5,7 +5,9 @@
                           ``{"labels": [...], "probabilities": [[...], ...]}`` (classifier) or
                           ``{"values": [...]}`` (regression); ``Server-Timing`` says how long the
                           request queued and how long its model calls took, ``X-Batch-Rows`` how
-                          many rows shared its (largest) model call
+                          many rows shared its (largest) model call; a text model (lesson 15)
+                          takes ``{"inputs": ["a text", ...]}`` and tokenizes each text with the
+                          vocabulary its artifact carries
 ``GET /health``           200 while the model is loaded and requests are taken, 503 when shutting down
 ``GET /metadata``         task, labels, input width, the batching settings, versions
 ``GET /metrics``          Prometheus text format (see :mod:`mlkit.serve.metrics`)
@@ -171,7 +173,7 @@ def create_app(settings: Settings, model: ServedModel | None = None, *, workers:
     app = ServingApp(
         title="mlkit serve",
         version=importlib.metadata.version("mlkit"),
-        summary=f"A frozen {model.task} model ({model.num_features} inputs) from {model.path.name}.",
+        summary=f"A frozen {model.task} model ({_inputs(model)}) from {model.path.name}.",
         lifespan=lifespan,
         docs_url=None,  # served below from the packaged Swagger UI, so /docs works with no internet
     )
@@ -181,7 +183,8 @@ def create_app(settings: Settings, model: ServedModel | None = None, *, workers:
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(Exception, _internal_error)
     answer_model = ClassifierAnswer if model.task == "classification" else RegressionAnswer
-    example = {"inputs": [[0.0] * model.num_features]}
+    texts = model.takes_texts
+    example = {"inputs": ["I want my money back"] if texts else [[0.0] * model.num_features]}
 
     async def answer(body: bytes) -> tuple[bytes, str, int]:
         """The JSON answer to a /predict body, its Server-Timing and its batch rows; or an HTTPException."""
@@ -210,7 +213,12 @@ def create_app(settings: Settings, model: ServedModel | None = None, *, workers:
         openapi_extra={
             "requestBody": {
                 "required": True,
-                "content": {"application/json": {"schema": PredictRequest.model_json_schema(), "example": example}},
+                "content": {
+                    "application/json": {
+                        "schema": (TextRequest if texts else PredictRequest).model_json_schema(),
+                        "example": example,
+                    }
+                },
             }
         },
     )
@@ -343,6 +351,12 @@ class PredictRequest(BaseModel):
     inputs: list[list[float]] = Field(description="One row of raw (not standardised) features per example.")
 
 
+class TextRequest(BaseModel):
+    """The body of POST /predict for a text model."""
+
+    inputs: list[str] = Field(description="One raw text per example; the server tokenizes it as in training.")
+
+
 class ClassifierAnswer(BaseModel):
     labels: list[int | str | float] = Field(description="The most probable label of each row.")
     probabilities: list[list[float]] = Field(description="Per row, the probability of each label, in label order.")
@@ -426,7 +440,7 @@ async def _gather(stream: AsyncIterator[bytes], limit: int) -> bytes:
 def parse_inputs(body: bytes, model: ServedModel) -> np.ndarray:
     """The rows of a /predict body as a validated float32 array, or an HTTPException saying what was expected."""
     n = model.num_features
-    expected = f'a JSON object {{"inputs": [[{n} numbers], ...]}}, one list of {n} raw features per example'
+    expected = model.request
     try:
         doc = orjson.loads(body)
     except orjson.JSONDecodeError:  # Python's json reads NaN and Infinity (answered below) and says what is wrong
@@ -444,6 +458,11 @@ def parse_inputs(body: bytes, model: ServedModel) -> np.ndarray:
         )
     if not inputs:
         raise HTTPException(422, f'"inputs" is empty: send at least one row. Expected {expected}.')
+    if model.takes_texts:
+        try:
+            return model.predictor.validate(inputs)  # the tokenizer's ids, or its message naming the text
+        except ValueError as e:
+            raise HTTPException(422, f"{e} Expected {expected}.") from e
     if not isinstance(inputs[0], list):
         raise HTTPException(
             422,
@@ -468,6 +487,10 @@ def parse_inputs(body: bytes, model: ServedModel) -> np.ndarray:
         if x.dtype.kind not in "iuf":
             hint = ' Over HTTP: send JSON numbers (1.5, not "1.5"), with no null, true/false or deeper nesting.'
         raise HTTPException(422, f"{e}{hint}") from e
+
+
+def _inputs(model: ServedModel) -> str:
+    return f"texts of up to {model.num_features} words" if model.takes_texts else f"{model.num_features} inputs"
 
 
 def _reload_path(body: bytes) -> str | None:

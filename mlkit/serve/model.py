@@ -28,6 +28,7 @@ import numpy as np
 
 from mlkit.data import Preprocessor
 from mlkit.infer import Predictor, load_predictor, read_metadata
+from mlkit.infer.text import TextPredictor
 from mlkit.serve.settings import Settings
 
 
@@ -58,6 +59,24 @@ class ServedModel:
     def labels(self) -> list:
         return list(self.predictor.labels)
 
+    @property
+    def takes_texts(self) -> bool:
+        """Whether clients send raw texts (a text model; the server tokenizes them) instead of rows of numbers."""
+        return isinstance(self.predictor, TextPredictor)
+
+    @functools.cached_property
+    def rows(self) -> Predictor:
+        """The predictor of numeric rows the batcher calls: the token-id model of a text predictor, else itself."""
+        return self.predictor.numeric if isinstance(self.predictor, TextPredictor) else self.predictor
+
+    @property
+    def request(self) -> str:
+        """What a POST /predict body holds for this model, in words."""
+        if self.takes_texts:
+            return 'a JSON object {"inputs": ["a text", ...]}, one text per example'
+        n = self.num_features
+        return f'a JSON object {{"inputs": [[{n} numbers], ...]}}, one list of {n} raw features per example'
+
     def outputs(self, x: np.ndarray) -> np.ndarray:
         """The model's raw outputs for the float32 rows ``x`` (probabilities, or values of shape (n, 1))."""
         if self.delay_s:
@@ -65,11 +84,11 @@ class ServedModel:
         n = len(x)
         if self.batch_shape is None or n > self.batch_shape:
             if self.task == "classification":
-                return self.predictor.predict_proba(x)
-            return self.predictor.predict(x)[:, None]
+                return self.rows.predict_proba(x)
+            return self.rows.predict(x)[:, None]
         if n < self.batch_shape:
             x = np.concatenate([x, np.zeros((self.batch_shape - n, x.shape[1]), np.float32)])
-        return np.asarray(self.predictor.executable(self.batch_shape)(x))[:n]
+        return np.asarray(self.rows.executable(self.batch_shape)(x))[:n]
 
     @functools.cached_property
     def label_array(self) -> np.ndarray:
@@ -85,14 +104,18 @@ class ServedModel:
     def describe(self) -> dict:
         """What a client needs to know to call this model (part of GET /metadata)."""
         pre = self.predictor.preprocessor
+        if isinstance(self.predictor, TextPredictor):  # the words past max_words are not read
+            given = {"shape": ["n"], "dtype": "string", "max_words": self.predictor.tokenizer.max_len}
+        else:
+            given = {"shape": ["n", self.num_features], "dtype": "float32"}
         return {
             "artifact": str(self.path),
             "format": "onnx" if self.path.suffix.lower() == ".onnx" and not self.path.is_dir() else "jax.export",
             "task": self.task,
             "labels": self.labels,
             "num_features": self.num_features,
-            "input": {"shape": ["n", self.num_features], "dtype": "float32"},
-            "request": f'POST /predict {{"inputs": [[{self.num_features} numbers], ...]}}',
+            "input": given,
+            "request": f"POST /predict with {self.request}",
             "output": ["labels", "probabilities"] if self.task == "classification" else ["values"],
             "batch_shape": self.batch_shape,
             "loaded_at": self.loaded_at,
@@ -153,6 +176,7 @@ def check_compatible(old: ServedModel, new: ServedModel) -> None:
         f"{what} {a!r} -> {b!r}"
         for what, a, b in (
             ("task", old.task, new.task),
+            ("input", "texts" if old.takes_texts else "numbers", "texts" if new.takes_texts else "numbers"),
             ("input width", old.num_features, new.num_features),
             ("labels", old.labels, new.labels),
         )
