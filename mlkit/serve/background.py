@@ -196,20 +196,12 @@ class Server:
                 raise RuntimeError(self._failure(f"printed no ready line within {self.start_timeout:.0f} s"))
 
     def _wait_for_health(self, deadline: float) -> None:
-        last = "no answer"
-        with httpx.Client(timeout=2.0, trust_env=False) as client:
-            while time.monotonic() < deadline:
-                if self.process is not None and self.process.poll() is not None:
-                    raise RuntimeError(self._failure("exited before /health answered", exiting=True))
-                try:
-                    response = client.get(f"{self.url}/health")
-                    if response.status_code == 200:
-                        return
-                    last = f"status {response.status_code}"
-                except httpx.HTTPError as e:
-                    last = f"{type(e).__name__}: {e}"
-                time.sleep(0.05)
-        raise RuntimeError(self._failure(f"did not answer /health within {self.start_timeout:.0f} s ({last})"))
+        problem = wait_for_ok(lambda client: client.get(f"{self.url}/health"), deadline, self.process, timeout=2.0)
+        if problem is None:
+            return
+        if self.process is not None and self.process.poll() is not None:
+            raise RuntimeError(self._failure("exited before /health answered", exiting=True))
+        raise RuntimeError(self._failure(f"did not answer /health within {self.start_timeout:.0f} s ({problem})"))
 
     def _failure(self, what: str, exiting: bool = False) -> str:
         """What went wrong, with the exit status and the end of stderr (both complete once a dying process is gone)."""
@@ -222,3 +214,27 @@ class Server:
         status = f" with exit status {code}" if code is not None else ""
         err = self.stderr().strip()[-2000:] or "(nothing on stderr)"
         return f"mlkit serve {Path(self.settings.path)} {what}{status}. Command: {' '.join(self.command())}\n{err}"
+
+
+def wait_for_ok(
+    send: Callable[[httpx.Client], httpx.Response],
+    deadline: float,
+    process: subprocess.Popen | None = None,
+    *,
+    timeout: float = 5.0,
+    interval: float = 0.05,
+) -> str | None:
+    """Repeat ``send`` until it answers 200 (then None), ``process`` exits or the ``time.monotonic()``
+    ``deadline`` passes (then the last problem seen, for the error message)."""
+    last = "no answer"
+    with httpx.Client(timeout=timeout, trust_env=False) as client:
+        while time.monotonic() < deadline and (process is None or process.poll() is None):
+            try:
+                response = send(client)
+                if response.status_code == 200:
+                    return None
+                last = f"status {response.status_code}: {response.text[:200]}"
+            except httpx.HTTPError as e:
+                last = f"{type(e).__name__}: {e}"
+            time.sleep(interval)
+    return last

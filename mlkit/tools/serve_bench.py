@@ -56,11 +56,13 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import httpx
 import numpy as np
 
 import mlkit
 from mlkit import bench
 from mlkit.serve import Server, load
+from mlkit.serve.background import wait_for_ok
 
 CLIENTS = 32
 DELAY_MS = 2.0  # the model-dominated case: every model call takes this much longer
@@ -187,22 +189,13 @@ class Program:
 
     def wait_ready(self, row: list[float], timeout: float = START_TIMEOUT) -> None:
         """Until a POST /predict with one row answers 200 (bounded); RuntimeError with the server's log if not."""
-        import httpx
 
-        deadline = time.monotonic() + timeout
-        last = "no answer"
-        with httpx.Client(timeout=5.0, trust_env=False) as client:
-            while time.monotonic() < deadline:
-                if self.process is not None and self.process.poll() is not None:
-                    break
-                try:
-                    response = client.post(f"{self.url}/predict", json={"inputs": [row]})
-                    if response.status_code == 200:
-                        return
-                    last = f"status {response.status_code}: {response.text[:200]}"
-                except httpx.HTTPError as e:
-                    last = f"{type(e).__name__}"
-                time.sleep(0.1)
+        def answer(client: httpx.Client) -> httpx.Response:
+            return client.post(f"{self.url}/predict", json={"inputs": [row]})
+
+        last = wait_for_ok(answer, time.monotonic() + timeout, self.process)
+        if last is None:
+            return
         tail = self.log.read_text(errors="replace")[-2000:] if self.log.exists() else ""
         raise RuntimeError(f"{self.name} did not answer within {timeout:.0f} s ({last}).\n{tail}")
 
