@@ -18,7 +18,6 @@ from flax import nnx
 
 def _train(args) -> int:
     import mlkit
-    from mlkit.infer.text import freeze_text
 
     _check_train_options(args)
     if args.out:
@@ -64,7 +63,7 @@ def _train(args) -> int:
     if args.out and history.status == "diverged" and not args.save_anyway:
         print(f"error: training diverged, so nothing was saved to {args.out}; --save-anyway saves it.", file=sys.stderr)
     elif args.out:
-        mlkit.save_predictor(freeze_text(model, data) if data.tokenizer else mlkit.freeze(model, data), args.out)
+        mlkit.save_predictor(mlkit.freeze(model, data), args.out)
         print(f"saved the frozen predictor to {args.out}")
     return 0 if history.status in ("completed", "early_stopped") else 1
 

@@ -161,7 +161,9 @@ def test_the_bag_learns_the_reviews(reviews, predictor):
 
 def test_text_predictor_takes_raw_strings_and_matches_the_model(bag, reviews, predictor):
     texts = list(reviews.test.raw_x[:20])
-    numeric = mlkit.freeze(bag, reviews)
+    numeric = mlkit.freeze(bag, preprocessor=reviews.preprocessor, labels=reviews.labels)
+    assert isinstance(mlkit.freeze(bag, reviews), TextPredictor)  # freeze on a text set reads strings too
+    np.testing.assert_allclose(mlkit.freeze(bag, reviews).predict_proba(texts), predictor.predict_proba(texts))
     np.testing.assert_allclose(predictor.predict_proba(texts), numeric.predict_proba(reviews.test.x[:20]), atol=1e-6)
     assert set(predictor.predict(texts)) <= {"negative", "positive"}
     assert predictor.compiles == predictor.numeric.compiles >= 1

@@ -180,7 +180,8 @@ def freeze(
     """A :class:`Predictor` that applies ``data``'s pre-processing, the model in inference mode and softmax.
 
     The parameters are copied out of the model now, so training the model further
-    does not change the predictor.
+    does not change the predictor. For a text set (``data.tokenizer``) the predictor
+    takes raw strings: a :class:`~mlkit.infer.text.TextPredictor`.
     """
     if data is not None:
         preprocessor = preprocessor or data.preprocessor
@@ -197,7 +198,7 @@ def freeze(
         outputs = nnx.merge(graphdef, state)(preprocessor(x))
         return jax.nn.softmax(outputs, axis=-1) if task == "classification" else outputs
 
-    return Predictor(
+    predictor = Predictor(
         frozen,
         len(preprocessor.mean),
         labels or (),
@@ -208,3 +209,8 @@ def freeze(
             "preprocessor": (preprocessor.mean, preprocessor.scale),
         },
     )
+    if data is not None and data.tokenizer is not None:
+        from mlkit.infer.text import TextPredictor  # that module builds on this one
+
+        return TextPredictor(predictor, data.tokenizer)
+    return predictor

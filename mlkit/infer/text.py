@@ -65,10 +65,11 @@ class TextPredictor(Predictor):
 
 
 def freeze_text(model: nnx.Module, data: Dataset) -> TextPredictor:
-    """:func:`~mlkit.infer.freeze` for a model trained on a text set: the result takes raw strings."""
+    """:func:`~mlkit.infer.freeze` for a model trained on a text set, refusing any other set: the result takes
+    raw strings."""
     if data.tokenizer is None:
         raise ValueError(f"Data set {data.name!r} is not a text set (it has no tokenizer); use mlkit.freeze.")
-    return TextPredictor(freeze(model, data), data.tokenizer)
+    return TextPredictor(freeze(model, preprocessor=data.preprocessor, labels=data.labels), data.tokenizer)
 
 
 def text_metadata(predictor: Predictor) -> dict:
