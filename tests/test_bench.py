@@ -33,6 +33,8 @@ INFER_METHODS = (
     "fresh process: load_predictor(.onnx)",
     "fresh process: ONNX Runtime (mlkit .onnx artifact)",
     "fresh process: NumPy by hand",
+    "  fresh process: call floor, compiled x + 1 (JAX)",
+    "  fresh process: call floor, x + 1 graph (ONNX Runtime)",
 )
 
 
