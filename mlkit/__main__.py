@@ -175,7 +175,11 @@ def _load(args) -> int:
     from mlkit.serve import load
 
     rows = None
-    if args.data and args.data.lower().endswith((".npz", ".csv")):
+    if args.data and args.data.lower().endswith(".txt"):
+        from mlkit.data.text import read_texts
+
+        rows = read_texts(args.data)
+    elif args.data and args.data.lower().endswith((".npz", ".csv")):
         rows = _read_rows(args.data)
     elif args.data:
         import mlkit
@@ -301,7 +305,11 @@ def build_parser() -> argparse.ArgumentParser:
     load.add_argument("--duration", type=float, default=5.0, help="seconds of sending")
     load.add_argument("--max-requests", type=int, default=100_000, help="stop after this many requests")
     load.add_argument("--rows-per-request", type=int, default=1)
-    load.add_argument("--data", default=None, help="rows to send: a data set name (its test split), .csv or .npz")
+    load.add_argument(
+        "--data",
+        default=None,
+        help="rows to send: a data set name (its test split), .csv, .npz or (text) .txt, one message per line",
+    )
     load.add_argument("--poisson", action="store_true", help="open loop: random (Poisson) arrivals at --rate")
     load.add_argument("--timeout", type=float, default=10.0, help="seconds before a request counts as timed out")
     load.add_argument("--json", action="store_true", help="print the result as JSON")

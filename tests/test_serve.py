@@ -31,7 +31,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 import mlkit
 import mlkit.serve
-from mlkit.__main__ import build_parser
+from mlkit.__main__ import build_parser, main
 from mlkit.infer.text import freeze_text
 from mlkit.serve import Batcher, Server, Settings, load
 
@@ -558,6 +558,18 @@ def test_a_text_artifact_answers_raw_texts_as_its_predictor_does(servers, artifa
     schema = httpx.get(f"{url}/openapi.json", timeout=TIMEOUT).json()["paths"]["/predict"]["post"]["requestBody"]
     assert schema["content"]["application/json"]["example"] == {"inputs": ["I want my money back"]}
     assert httpx.get(f"{url}/drift", timeout=TIMEOUT).json()["available"] is False  # ids have no training mean
+
+
+def test_the_load_generator_sends_texts_to_a_text_server(servers, tmp_path, capsys):
+    url = servers["text"].url
+    result = load.run(url, concurrency=2, duration=10.0, max_requests=30, rows=["fine", "awful, broke at once"])
+    assert result.ok == 30 and not result.errors, result
+    with pytest.raises(ValueError, match="reads texts"):  # no rows: /metadata has none to make up
+        load.run(url, concurrency=1, duration=1.0, max_requests=1)
+    messages = tmp_path / "messages.txt"
+    messages.write_text("I want my money back\nworks great\n")
+    assert main(["load", url, "--concurrency", "2", "--max-requests", "20", "--data", str(messages)]) == 0
+    assert "20 ok" in capsys.readouterr().out
 
 
 def test_health_metadata_metrics_and_docs_describe_the_server(url):

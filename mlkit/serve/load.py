@@ -213,7 +213,7 @@ async def run_async(
     try:
         if rows is None:
             rows = await _default_rows(sender, seed)
-        bodies = _bodies(np.asarray(rows, np.float32), rows_per_request)
+        bodies = _bodies(_as_rows(rows), rows_per_request)
         record = _Record()
         started, cpu = time.perf_counter(), time.process_time()
         if rate is not None:
@@ -422,6 +422,11 @@ async def _default_rows(client: AiohttpClient, seed: int) -> np.ndarray:
             f"No mlkit server answered GET {client.url.removesuffix('/predict')}/metadata ({e}); "
             f"start one with `python -m mlkit serve DIR`, or pass the rows to send."
         ) from e
+    if meta.get("input", {}).get("dtype") == "string":
+        raise ValueError(
+            "This server reads texts, and /metadata holds no texts to send: pass them "
+            "(rows=[...] here, or --data reviews / --data FILE.txt on the command line)."
+        )
     rng = np.random.default_rng(seed)
     pre = meta.get("preprocessor")
     n = int(meta["num_features"])
@@ -431,9 +436,19 @@ async def _default_rows(client: AiohttpClient, seed: int) -> np.ndarray:
     return (mean + scale * rng.standard_normal((MAX_BODIES, n))).astype(np.float32)
 
 
+def _as_rows(rows) -> np.ndarray:
+    """``rows`` as float32 rows of numbers, or as a 1-D array of texts (for a text model)."""
+    if not isinstance(rows, np.ndarray) and len(rows) and all(isinstance(r, str) for r in rows):
+        return np.asarray(rows, str)
+    rows = np.asarray(rows)
+    return rows if rows.dtype.kind == "U" else rows.astype(np.float32)
+
+
 def _bodies(rows: np.ndarray, per_request: int) -> list[bytes]:
-    if rows.ndim != 2 or not len(rows):
-        raise ValueError(f"rows must be a non-empty 2-D array (n, features); got shape {rows.shape}.")
+    texts = rows.dtype.kind == "U"
+    if rows.ndim != (1 if texts else 2) or not len(rows):
+        what = "1-D array of texts" if texts else "2-D array (n, features)"
+        raise ValueError(f"rows must be a non-empty {what}; got shape {rows.shape}.")
     count = max(1, min(MAX_BODIES, len(rows) // per_request or 1))
     take = lambda i: np.take(rows, range(i * per_request, (i + 1) * per_request), axis=0, mode="wrap")
     return [json.dumps({"inputs": take(i).tolist()}).encode() for i in range(count)]
