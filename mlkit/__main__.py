@@ -174,7 +174,7 @@ def _load(args) -> int:
 
     from mlkit.serve import load
 
-    rows = None
+    rows: np.ndarray | list[str] | None = None
     if args.data and args.data.lower().endswith(".txt"):
         from mlkit.data.text import read_texts
 

@@ -51,7 +51,7 @@ import contextlib
 import json
 import threading
 import time
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -179,7 +179,7 @@ async def run_async(
     concurrency: int | None = None,
     duration: float = 5.0,
     max_requests: int = 100_000,
-    rows: np.ndarray | None = None,
+    rows: np.ndarray | Sequence[str] | None = None,
     rows_per_request: int = 1,
     poisson: bool = False,
     timeout: float = 10.0,
@@ -189,7 +189,7 @@ async def run_async(
 ) -> LoadResult:
     """POST to ``url``/predict: open loop at ``rate`` requests per second, or closed loop with ``concurrency`` clients.
 
-    ``rows`` (n, features) are sent in turn, ``rows_per_request`` at a time; by default,
+    ``rows`` (n, features), or texts for a text model, are sent in turn, ``rows_per_request`` at a time; by default,
     random rows around the training statistics the server's /metadata reports.
     ``client`` names the HTTP client library; ``"aiohttp"`` is the one there is.
     """
