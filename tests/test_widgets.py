@@ -1,4 +1,5 @@
 import dataclasses
+import math
 import threading
 
 import numpy as np
@@ -168,6 +169,19 @@ def test_run_warning_explains_a_high_loss_beside_a_high_accuracy(digits):
     assert "cross-entropy" in hint and "ln 10 = 2.30" in hint and "accuracy only counts" in hint
     fine = dataclasses.replace(history, val_acc=[0.9, 0.95])
     assert widgets.run_warning(fine, digits, learning_rate=0.1) == ""
+
+
+def test_run_warning_blames_capacity_not_the_rate_when_the_loss_falls_from_just_above_a_guess(digits):
+    """A too-small network: its first epoch sits a hair above ln 10 and the loss then falls slowly."""
+    guess = math.log(10)
+    history = mlkit.train.History(
+        train_loss=[guess * 1.12, guess * 1.05, guess], val_loss=[2.4, 2.3, 2.2], val_acc=[0.11, 0.12, 0.13]
+    )
+    hint = widgets.run_warning(history, digits, learning_rate=0.01)
+    assert "near chance" in hint and "barely fell" in hint and "wider or deeper" in hint
+    assert "lower learning rate" not in hint
+    blown = dataclasses.replace(history, train_loss=[guess * 3, guess * 2.5, guess * 2.4])
+    assert "lower learning rate" in widgets.run_warning(blown, digits, learning_rate=0.01)
 
 
 def test_stop_between_runs_stops_nothing(digits_dashboard):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 from flax import nnx
 from matplotlib.axes import Axes
+from matplotlib.ticker import NullLocator
 
 from mlkit import bench
 from mlkit.data import Dataset, Preprocessor
@@ -26,7 +27,7 @@ from mlkit.train import TrainConfig, evaluate
 
 # ---------------------------------------------------------------- 08 post-processing and pre-processing
 
-INPUTS = ("as trained", "raw pixels (not standardised)", "standardised twice")
+INPUTS = ("as trained", "raw pixels", "standardised twice")  # short: a dropdown cuts long labels
 
 
 def input_variants(model: nnx.Module, data: Dataset, split: str = "val") -> dict[str, np.ndarray]:
@@ -148,30 +149,35 @@ def latency_lab(predictor: Predictor, x: np.ndarray, *, repeats: int = 30, **kwa
     def points(timing: str) -> list[bench.Timing]:
         return [measured[k] for k in sorted(measured, key=lambda k: k[1]) if k[0] == timing]
 
+    colours = dict(zip(TIMINGS, ("C0", "C1"), strict=True))  # one colour per timing, in both panels
+
+    def batch_axis(ax: Axes) -> None:
+        """Every batch size of the slider as a tick, whichever points are measured yet."""
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(BATCHES, [str(b) for b in BATCHES], fontsize=7)
+        ax.xaxis.set_minor_locator(NullLocator())
+        ax.set_xlim(BATCHES[0] / 1.4, BATCHES[-1] * 1.4)
+
     def latency_panel(ex: LessonExplorer[bench.Timing], ax: Axes) -> None:
-        for timing, style in zip(TIMINGS, ("o-", "s--"), strict=True):
-            ts = points(timing)
-            for q, ms, alpha in (("p50", 4, 1.0), ("p99", 2, 0.4)):
-                if ts:
-                    ax.loglog(
-                        [t.items for t in ts],
-                        [getattr(t, q) * 1e6 for t in ts],
-                        style,
-                        ms=ms,
-                        alpha=alpha,
-                        label=f"{q} · {timing}",
-                    )
+        for timing in TIMINGS:
+            if ts := points(timing):
+                sizes = [t.items for t in ts]
+                ax.plot(sizes, [t.p50 * 1e6 for t in ts], "o-", ms=4, color=colours[timing], label=timing)
+                ax.plot(sizes, [t.p99 * 1e6 for t in ts], "o:", ms=2, alpha=0.4, color=colours[timing])
         ax.plot(ex.result.items, ex.result.p50 * 1e6, "ko", ms=8, fillstyle="none")
-        ax.set(xlabel="batch size", ylabel="µs per call", title="latency: one call, whole batch")
-        ax.legend(frameon=False, fontsize=7)
+        ax.set_yscale("log")
+        batch_axis(ax)
+        ax.set(xlabel="batch size", ylabel="µs per call", title="latency per call: p50 (faint: p99)")
+        ax.legend(frameon=False, fontsize=7, loc="upper left")
 
     def throughput_panel(ex: LessonExplorer[bench.Timing], ax: Axes) -> None:
-        for timing, style in zip(TIMINGS, ("o-", "s--"), strict=True):
+        for timing in TIMINGS:
             if ts := points(timing):
-                ax.loglog([t.items for t in ts], [t.throughput for t in ts], style, ms=4, label=timing)
+                ax.plot([t.items for t in ts], [t.throughput for t in ts], "o-", ms=4, color=colours[timing])
         ax.plot(ex.result.items, ex.result.throughput, "ko", ms=8, fillstyle="none")
-        ax.set(xlabel="batch size", ylabel="digits per second", title="throughput")
-        ax.legend(frameon=False, fontsize=7)
+        ax.set_yscale("log")
+        batch_axis(ax)
+        ax.set(xlabel="batch size", ylabel="digits per second", title="throughput (colours as on the left)")
 
     def describe(ex: LessonExplorer[bench.Timing]) -> str:
         t = ex.result

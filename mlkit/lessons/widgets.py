@@ -434,16 +434,16 @@ def run_warning(history: History, data: Dataset, learning_rate: float) -> str:
             f"Validation accuracy {accuracy:.1%} is near chance ({chance:.0%}, always answering the commonest "
             f"class): the model has learned almost nothing."
         )
-        losses = history.train_loss
-        if max(losses) > 1.1 * guess or any(b > 1.1 * a for a, b in itertools.pairwise(losses)):
+        losses = history.train_loss  # rose from one epoch to the next, or began far above a blind guess's loss
+        if losses[0] > 2 * guess or any(b > 1.1 * a for a, b in itertools.pairwise(losses)):
             lines.append(
                 f"The training loss rose or jumped about: try a lower learning rate than {learning_rate:g}, "
                 f"e.g. {learning_rate / 10:g}."
             )
         else:
             lines.append(
-                "The training loss barely fell: try a higher learning rate, more epochs, or less weight decay "
-                "or dropout."
+                "The training loss barely fell: try a higher learning rate, more epochs, a wider or deeper "
+                "network, or less weight decay or dropout."
             )
     else:
         return ""
