@@ -285,6 +285,16 @@ LAYOUT = """dash => {
         if (r.width < 0.85 * img.naturalWidth)  // drawn at 90 dpi: smaller and its 10-point text is unreadable
             problems.push(`the figure is shrunk to ${Math.round(100 * r.width / img.naturalWidth)}% ` +
                           `(${img.naturalWidth} px shown in ${Math.round(r.width)} px): its text is unreadable`);
+        if (!img.naturalWidth) { problems.push('the figure shows no image'); return; }
+        const canvas = Object.assign(document.createElement('canvas'),
+                                     {width: img.naturalWidth, height: img.naturalHeight});
+        const context = canvas.getContext('2d');
+        context.drawImage(img, 0, 0);
+        const px = context.getImageData(0, 0, canvas.width, canvas.height).data;
+        let drawn = false;  // a valid PNG of one colour: what two redraws at once on one Figure left
+        for (let i = 4; i < px.length && !drawn; i += 4)
+            drawn = px[i] !== px[0] || px[i + 1] !== px[1] || px[i + 2] !== px[2];
+        if (!drawn) problems.push('the figure is blank: every pixel is one colour');
     });
     return problems;
 }"""

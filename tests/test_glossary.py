@@ -21,3 +21,8 @@ def test_every_glossary_link_lands_on_a_term():
     assert any(name == "00_tour.ipynb" for name, _ in links)
     missing = sorted((name, target) for name, target in links if target not in terms)
     assert not missing, f"links to no glossary term: {missing}"
+
+
+def test_the_glossary_leads_back_to_every_lesson():
+    linked = set(re.findall(r"\]\((\d\d_\w+\.ipynb)\)", (NOTEBOOKS / "glossary.md").read_text()))
+    assert linked == {notebook.name for notebook in NOTEBOOKS.glob("*.ipynb")}

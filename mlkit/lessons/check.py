@@ -10,7 +10,7 @@ suite runs every one of them against these checks.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import jax
@@ -19,14 +19,18 @@ import numpy as np
 from flax import nnx
 
 from mlkit import bench
-from mlkit.data import Dataset, read_shipped, with_preprocessor, with_train, with_train_size
-from mlkit.infer import accuracy, freeze
+from mlkit.data import Dataset, Tokenizer, read_shipped, with_preprocessor, with_train, with_train_size
+from mlkit.data.text import words
+from mlkit.infer import Predictor, accuracy, freeze
 from mlkit.infer.compress import lean
 from mlkit.infer.drift import finetune_data
-from mlkit.infer.postprocess import coverage, fit_temperature
+from mlkit.infer.postprocess import UNSURE, coverage, fit_temperature
+from mlkit.infer.resize import with_resize
+from mlkit.infer.text import TextPredictor, route
 from mlkit.lessons import byhand
 from mlkit.lessons.byhand import Valley, gradient_descent
 from mlkit.lessons.training import augmented_digits, capacity_lab, overfitting_lab, playground
+from mlkit.lessons.vision import block_flops
 from mlkit.models import MLP, count_params
 from mlkit.train import TrainConfig, evaluate, fit, parallel, sweep
 
@@ -811,4 +815,92 @@ def replay_forgets_less(answer: bool | None, model: nnx.Module, data: Dataset) -
         "ones (with_train, then with_preprocessor(..., data.preprocessor)); compare evaluate(tuned, data.val).",
         f"Original validation accuracy after fine-tuning: {kept['plain']:.1%} without replay, "
         f"{kept['replay']:.1%} with it.",
+    )
+
+
+# ---------------------------------------------------------------- lesson 14's exercises
+
+
+def colour_conv_params(answer: int | None, filters: int = 8, k: int = 5, channels: int = 3) -> bool:
+    """Exercise 14.1: the parameters of a convolution with ``filters`` filters of k x k over a colour image."""
+    n = count_params(nnx.Conv(channels, filters, (k, k), rngs=nnx.Rngs(0)))
+    return judge(
+        answer,
+        lambda a: int(a) == n,
+        f"a filter spans all {channels} channels: {k}x{k} weights per channel, plus one bias; then {filters} filters.",
+        f"A dense layer from a 32x32 colour image to {filters} maps of 32x32 would hold "
+        f"{32 * 32 * channels * 32 * 32 * filters:,} weights: the filter is shared across every pixel.",
+    )
+
+
+def costlier_block(answer: str | None, image_shape: tuple[int, int] = (28, 28), channels=(8, 16)) -> bool:
+    """Exercise 14.2: which block of ``ConvNet(channels=channels)`` costs more FLOPs per image, "first" or "second"."""
+    first, second = block_flops(image_shape, channels)
+    return judge(
+        answer,
+        choice("first" if first > second else "second"),
+        "per pixel a convolution costs 2·9·in·out; the first block sees 28x28 pixels and 1 channel in, the second "
+        "14x14 pixels and 8 channels in.",
+        f"About {first:,} FLOPs for the first block, {second:,} for the second: a quarter of the pixels, but eight "
+        "input channels and twice the filters.",
+    )
+
+
+def unscaled_accuracy(answer: float | None, predictor: Predictor, digits: Dataset) -> bool:
+    """Exercise 14.3: the test accuracy on the 8x8 digits of the boxed predictor built without ``scale``."""
+    unscaled = accuracy(with_resize(predictor, (8, 8), to=(28, 28), box=(20, 20)), digits.test)
+    return judge(
+        answer,
+        close_to(unscaled, 0.005),
+        "with_resize(conv_predictor, (8, 8), to=(28, 28), box=(20, 20)), then accuracy(..., digits.test).",
+        f"{unscaled:.0%}: the darkest ink is 16 where the model learned 255, so after MNIST's standardisation every "
+        "stroke looks like faint smudge. Input processing is a contract on values as well as shapes.",
+    )
+
+
+# ---------------------------------------------------------------- lesson 15's exercises
+
+
+def ids_of(answer: list[int] | None, tokenizer: Tokenizer, text: str = "great food, awful service") -> bool:
+    """Exercise 15.1: the ids the vocabulary gives to the words of ``text``, in order (padding left out)."""
+    ids = [int(i) for i in tokenizer.encode([text])[0] if i]
+    return judge(
+        answer,
+        lambda a: [int(i) for i in a] == ids,
+        "a word's id is its position in tokenizer.vocab (tokenizer.vocab.index(word)), and 1 when it is not there; "
+        "split the text with mlkit.data.text.words first.",
+        "That is all encode does, plus padding the row with 0 up to max_len.",
+    )
+
+
+BANNED = ("bad", "terrible", "worst", "awful")
+
+
+def earns_refund(answer: str | None, predictor: TextPredictor, actions: Mapping[str, str], threshold: float) -> bool:
+    """Exercise 15.2: a message without the words in ``BANNED`` that is routed to ``actions["negative"]``."""
+
+    def right(message: str) -> bool:
+        if not isinstance(message, str) or set(BANNED) & set(words(message)):
+            return False
+        return route(predictor.predict_proba([message]), predictor.labels, actions, threshold)[0] == actions["negative"]
+
+    return judge(
+        answer,
+        right,
+        f"a string, without {', '.join(BANNED)}; leaning(word_votes(model, tokenizer), 0, 30) lists the words "
+        "that lean negative.",
+        "Now try a complaint that needs word order, such as 'I expected it to be good', and watch the bag miss it.",
+    )
+
+
+def people_at(
+    answer: int | None, predictor: TextPredictor, messages: Sequence[str], actions: Mapping[str, str], threshold: float
+) -> bool:
+    """Exercise 15.3: how many of ``messages`` go to ``actions["unsure"]`` at ``threshold``."""
+    n = route(predictor.predict_proba(list(messages)), predictor.labels, actions, threshold).count(actions[UNSURE])
+    return judge(
+        answer,
+        lambda a: int(a) == n,
+        "route(predictor.predict_proba(inbox), data.labels, actions, 0.95) and count the messages passed to a person.",
+        "A higher threshold answers fewer messages and gets more of those right: the person takes the rest.",
     )

@@ -51,8 +51,9 @@ class LessonExplorer(Explorer, Generic[R]):
         super().__init__(controls, panels, **kwargs)
 
     def refresh(self) -> None:
-        self.result = self.compute(self.values)
-        super().refresh()
+        with self._drawing:  # the result, the panels and the status of one change, never mixed with another's
+            self.result = self.compute(self.values)
+            super().refresh()
 
 
 # ---------------------------------------------------------------- 02 forward pass and architecture
@@ -140,9 +141,10 @@ def loss_explorer(
         r = ex.result
         ax.bar(classes, r.probs, color="steelblue", label="softmax(z)")
         ax.bar(classes, np.eye(n)[r.label], fill=False, edgecolor="k", lw=1.5, label="target (one-hot)")
-        ax.set_ylim(0, 1.05)
+        ax.set_ylim(0, 1.3)  # headroom: the legend sits above the tallest bar, never on the target's outline
+        ax.set_yticks([0, 0.25, 0.5, 0.75, 1])
         ax.set_title("probabilities vs target")
-        ax.legend(frameon=False, fontsize=8, loc="upper right")
+        ax.legend(frameon=False, fontsize=8, loc="upper center", ncol=2)
 
     def grad_panel(ex: LessonExplorer[LossPoint], ax: Axes) -> None:
         g = ex.result.grad
@@ -226,9 +228,11 @@ def descent_explorer(start: Sequence[float] = (-4.5, 1.5), **kwargs) -> LessonEx
         r = ex.result
         steps = len(r.path) - 1
         left = " (left the map)" if steps < ex.values["steps"] else ""
+        lr = ex.values["learning_rate"]  # in full: the slider's readout rounds 0.1995 to 2.0e-1
         return (
             f"{r.behaviour}: loss {r.losses[0]:.3g} → {r.losses[-1]:.3g} after {steps} steps{left} · "
-            f"stable while lr < 2/{r.valley.curvature:g} = {r.valley.largest_stable_lr:.3g}"
+            f"lr {lr:.4g} (ηk = {lr * r.valley.curvature:.4g}), stable while lr < 2/{r.valley.curvature:g} = "
+            f"{r.valley.largest_stable_lr:.3g}"
         )
 
     controls = {

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from mlkit.train import History
 
@@ -37,6 +38,7 @@ def curves(history: History, metric: str = "loss", ax=None, title: str | None = 
             label=f"best validation (epoch {history.best_epoch})",
         )
     ax.set_xlabel("epoch")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole: no tick at 2.5
     ax.set_ylabel({"loss": "loss", "acc": "accuracy"}[metric])
     if log and metric == "loss" and history.epochs and min(history.train_loss + history.val_loss) > 0:
         ax.set_yscale("log")

@@ -141,6 +141,9 @@ class Explorer:
         self.title = widgets.HTML(f"<b>{html.escape(title)}</b>") if title else None
         self.redraws = 0
         self._status_text = ""
+        # JupyterLab may deliver widget messages on two kernel threads (the main one and a comm subshell):
+        # one drawing at a time, or two redraws on the one Figure leave it blank
+        self._drawing = threading.RLock()
         for control in self.controls.values():
             control.observe(self.on_change, names="value")
 
@@ -153,8 +156,9 @@ class Explorer:
         self.refresh()
 
     def refresh(self: Self) -> None:
-        self.redraw()
-        self.show_status(self.describe(self))
+        with self._drawing:
+            self.redraw()
+            self.show_status(self.describe(self))
 
     def set_value(self, name: str, value) -> object:
         """Do what a learner does: set one control as if it were moved, and wait for the result.
@@ -168,16 +172,17 @@ class Explorer:
         return None
 
     def redraw(self: Self) -> None:
-        for ax, panel in zip(self.axes, self.panels, strict=True):
-            ax.clear()
-            panel(self, ax)
-        if self.render:
-            buffer = io.BytesIO()
-            self.figure.savefig(buffer, format="png", dpi=90)
-            self.image.value = buffer.getvalue()
-        else:
-            self.figure.canvas.draw()
-        self.redraws += 1
+        with self._drawing:
+            for ax, panel in zip(self.axes, self.panels, strict=True):
+                ax.clear()
+                panel(self, ax)
+            if self.render:
+                buffer = io.BytesIO()
+                self.figure.savefig(buffer, format="png", dpi=90)
+                self.image.value = buffer.getvalue()
+            else:
+                self.figure.canvas.draw()
+            self.redraws += 1
 
     @property
     def status_text(self) -> str:
@@ -208,7 +213,7 @@ class Explorer:
 
 
 _TRAINED_SHAPES: set[tuple] = set()  # shape signatures dashboards of this process have trained (and so compiled)
-NEAR_CHANCE = 1.5  # a classifier below 1.5x chance accuracy (at most halfway to 100%) has learned almost nothing
+NEAR_CHANCE = 1.5  # a classifier below 1.5x chance accuracy (at most halfway to 100%) has learned little
 
 
 class TrainingDashboard(Explorer):
@@ -417,22 +422,30 @@ def run_warning(history: History, data: Dataset, learning_rate: float) -> str:
 
     Bad: ``fit`` says it diverged, or a classifier's last validation accuracy is near chance
     (below ``NEAR_CHANCE`` times the share of the commonest class, and below halfway from that
-    share to 100%). A classifier's warning also says why a loss far above a blind guess's can
-    sit beside a fair accuracy.
+    share to 100%). A diverged classifier that kept a fair accuracy is also told why a loss far
+    above a blind guess's can sit beside it.
     """
     classifier = data.task == "classification"
     guess = math.log(data.num_classes) if classifier else math.nan  # the loss of a uniform guess
+    chance = float(np.bincount(data.val.y).max() / len(data.val)) if classifier else math.nan
+    near_chance = bool(history.epochs) and history.val_acc[-1] < min(NEAR_CHANCE * chance, (1 + chance) / 2)
     lines = []
     if history.status == "diverged":
         lines.append(history.message)
-    elif classifier and history.epochs:
-        chance = float(np.bincount(data.val.y).max() / len(data.val))
+        if classifier and history.epochs and not near_chance:
+            lines.append(
+                f"Why a huge loss can sit beside a fair accuracy: cross-entropy is -log of the probability given "
+                f"to the true class, so a confident mistake costs without limit (a blind guess costs ln "
+                f"{data.num_classes} = {guess:.2f}); accuracy only counts whether the top class is right."
+            )
+    elif classifier and near_chance:
         accuracy = history.val_acc[-1]
-        if accuracy >= min(NEAR_CHANCE * chance, (1 + chance) / 2):
-            return ""
         lines.append(
-            f"Validation accuracy {accuracy:.1%} is near chance ({chance:.0%}, always answering the commonest "
-            f"class): the model has learned almost nothing."
+            f"Validation accuracy {accuracy:.1%} is below chance ({chance:.0%}, always answering the commonest "
+            f"class): the model answers worse than a blind guess."
+            if accuracy < chance
+            else f"Validation accuracy {accuracy:.1%} is not far above chance ({chance:.0%}, always answering the "
+            f"commonest class): the model has learned little."
         )
         losses = history.train_loss  # rose from one epoch to the next, or began far above a blind guess's loss
         if losses[0] > 2 * guess or any(b > 1.1 * a for a, b in itertools.pairwise(losses)):
@@ -445,14 +458,6 @@ def run_warning(history: History, data: Dataset, learning_rate: float) -> str:
                 "The training loss barely fell: try a higher learning rate, more epochs, a wider or deeper "
                 "network, or less weight decay or dropout."
             )
-    else:
-        return ""
-    if classifier and (history.status == "diverged" or (history.epochs and history.val_loss[-1] > guess)):
-        lines.append(
-            f"Why a huge loss can sit beside a fair accuracy: cross-entropy is -log of the probability given to "
-            f"the true class, so a confident mistake costs without limit (a blind guess costs ln "
-            f"{data.num_classes} = {guess:.2f}); accuracy only counts whether the top class is right."
-        )
     return "\n".join(lines)
 
 

@@ -6,7 +6,7 @@ import mlkit
 from mlkit.data.text import words
 from mlkit.infer.postprocess import coverage
 from mlkit.infer.text import freeze_text, route
-from mlkit.lessons.text import earns_refund, ids_of, people_at
+from mlkit.lessons import check
 
 # The lesson's embedding bag, threshold, routes and inbox, as in its cells.
 data = mlkit.load_dataset("reviews", seed=0)
@@ -28,14 +28,14 @@ inbox = [
 # 1. Lower-case, split into words, look each up; 1 for a word the vocabulary does not hold.
 ids = [tokenizer.vocab.index(w) if w in tokenizer.vocab else 1 for w in words("great food, awful service")]
 print("ids:", ids)
-assert ids_of(ids, tokenizer)
+assert check.ids_of(ids, tokenizer)
 
 # 2. Words that lean negative (leaning(word_votes(model, tokenizer), 0, 30) lists them), none of the banned ones.
 message = "It broke, waste of money, very disappointed."
 print(message, "->", route(predictor.predict_proba([message]), data.labels, actions, threshold)[0])
-assert earns_refund(message, predictor, actions, threshold)
+assert check.earns_refund(message, predictor, actions, threshold)
 
 # 3. Route the inbox at 0.95 and count what goes to a person.
 people = route(predictor.predict_proba(inbox), data.labels, actions, 0.95).count(actions["unsure"])
 print(f"at 0.95, {people} of {len(inbox)} messages go to a person")
-assert people_at(people, predictor, inbox, actions, 0.95)
+assert check.people_at(people, predictor, inbox, actions, 0.95)
