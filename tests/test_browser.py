@@ -414,6 +414,7 @@ NOTEBOOK_VIEW = """() => ({
     shown: [...document.querySelectorAll('.jp-NotebookPanel .jp-Cell')].filter(c => c.offsetParent !== null).length,
     folded: document.querySelectorAll('.jp-NotebookPanel .jp-MarkdownHeadingCollapsed').length,
 })"""
+ACTIVE_CELL = "() => [...document.querySelectorAll('.jp-NotebookPanel .jp-Cell.jp-mod-active')].map(c => c.id)"
 
 
 def test_tour_lab_keyboard(page, lab):
@@ -472,6 +473,20 @@ def test_training_loop_playground(page, lab):
         playground.watch()
         playground.train.click()
         playground.run_over(45)
+        playground.show()
+    with shots.step("data-set-by-keyboard"):  # the arrow keys reach a focused dropdown, not the notebook's cells
+        choice = playground.root.locator(".widget-dropdown", has=page.locator(".widget-label", has_text="data set"))
+        select = choice.locator("select")
+        shown = "s => s.options[s.selectedIndex].text"
+        playground.watch()
+        select.focus()
+        before, view, active = select.evaluate(shown), page.evaluate(NOTEBOOK_VIEW), page.evaluate(ACTIVE_CELL)
+        page.keyboard.press("ArrowDown")
+        after = select.evaluate(shown)
+        assert after != before, f"ArrowDown on the focused dropdown left it at {before!r}"
+        playground.run_over(45)
+        assert page.evaluate(NOTEBOOK_VIEW) == view and page.evaluate(ACTIVE_CELL) == active
+        assert select.evaluate("s => s === document.activeElement")
         playground.show()
     assert not page.evaluate(PROBLEMS)
 

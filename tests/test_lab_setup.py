@@ -23,6 +23,20 @@ def test_the_overrides_are_valid_jupyterlab_settings():
         assert schema.get("additionalProperties") is False
 
 
+def test_the_shortcuts_given_back_to_dropdowns_are_jupyterlabs_own():
+    """Each arrow shortcut disabled is one JupyterLab defines (a renamed one would leave the dropdowns' keys taken),
+    and each comes back for everything but a <select>."""
+    tracker = Path(sys.prefix) / "share" / "jupyter" / "lab" / "schemas" / "@jupyterlab" / "notebook-extension"
+    defaults = json.loads((tracker / "tracker.json").read_text())["jupyter.lab.shortcuts"]
+    key = lambda s: (s["command"], tuple(s["keys"]), s["selector"])
+    given = kernel.LAB_OVERRIDES["@jupyterlab/shortcuts-extension:shortcuts"]["shortcuts"]
+    disabled = [s for s in given if s.get("disabled")]
+    assert disabled and {key(s) for s in disabled} <= {key(s) for s in defaults}
+    assert {key(s) for s in given if not s.get("disabled")} == {
+        (c, k, f"{sel}:not(select)") for c, k, sel in map(key, disabled)
+    }
+
+
 def test_install_writes_the_files_into_the_prefix_and_keeps_what_was_there(tmp_path):
     config = tmp_path / "etc" / "jupyter" / "jupyter_server_config.json"
     config.parent.mkdir(parents=True)

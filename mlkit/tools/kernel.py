@@ -8,8 +8,9 @@ environment of JupyterLab keeps JAX's default.
 
 It also writes JupyterLab's own settings files into the environment (not into
 the user's home, and without patching JupyterLab): no news or update pop-ups
-over the first lesson, and the mlkit kernel as the default for new notebooks
-(the lessons name it in their metadata already).
+over the first lesson, arrow keys that reach a focused dropdown of a dashboard,
+and the mlkit kernel as the default for new notebooks (the lessons name it in
+their metadata already).
 """
 
 from __future__ import annotations
@@ -38,8 +39,28 @@ def install(prefix: str = sys.prefix) -> Path:
 # JupyterLab reads settings/overrides.json from its application directory as new defaults for every user of
 # this environment; the server reads etc/jupyter/jupyter_server_config.json (the files in its .d folder
 # only list server extensions, measured: a kernel default there is ignored).
+# In command mode JupyterLab takes the arrow keys from a focused dropdown of a dashboard to move between cells
+# (ipywidgets issue 3912): the same shortcuts again, for every focused element but a <select>, keep them for
+# the dropdown. A learner's own shortcut settings replace these.
+COMMAND_MODE = ".jp-Notebook.jp-mod-commandMode:not(.jp-mod-readWrite) :focus"
+ARROW_COMMANDS = {
+    "ArrowDown": "notebook:move-cursor-down",
+    "ArrowUp": "notebook:move-cursor-up",
+    "Shift ArrowDown": "notebook:extend-marked-cells-below",
+    "Shift ArrowUp": "notebook:extend-marked-cells-above",
+}
 LAB_OVERRIDES: dict[str, dict] = {
     "@jupyterlab/apputils-extension:notification": {"fetchNews": "false", "checkForUpdates": False},
+    "@jupyterlab/shortcuts-extension:shortcuts": {
+        "shortcuts": [
+            shortcut
+            for keys, command in ARROW_COMMANDS.items()
+            for shortcut in (
+                {"command": command, "keys": [keys], "selector": COMMAND_MODE, "disabled": True},
+                {"command": command, "keys": [keys], "selector": f"{COMMAND_MODE}:not(select)"},
+            )
+        ]
+    },
 }
 SERVER_CONFIG: dict[str, dict] = {
     "LabApp": {"news_url": None, "check_for_updates_class": "jupyterlab.NeverCheckForUpdate"},
