@@ -14,10 +14,8 @@ times, not once per size) and returns labels or probabilities.
 from __future__ import annotations
 
 import bisect
-import os
 import threading
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
 import jax
@@ -88,12 +86,6 @@ class Predictor:
 
     def __call__(self, x) -> np.ndarray:
         return self.predict(x)
-
-    def save(self, path: str | os.PathLike, format: str | None = None, *, key: bytes | str | None = None) -> Path:
-        """:func:`mlkit.save_predictor` of this predictor: a jax.export directory, or one ``.onnx`` file."""
-        from mlkit.infer.artifact import save_predictor  # that module builds on this one
-
-        return save_predictor(self, path, format, key=key)
 
     def validate(self, x) -> np.ndarray:
         """``x`` as a float32 ``(n, num_features)`` array, or a ValueError that says what was expected.
