@@ -101,7 +101,7 @@ def _predict(args) -> int:
     prefer_sync_dispatch()  # before JAX starts: this process only answers
     import mlkit
     from mlkit.data.text import read_texts
-    from mlkit.infer.text import TextPredictor
+    from mlkit.infer.predictor import TextPredictor
     from mlkit.infer.verify import key_from
 
     predictor = mlkit.load_predictor(args.artifact, key=key_from(args.key))

@@ -24,6 +24,7 @@ import numpy as np
 from flax import nnx
 
 from mlkit.data import Dataset, Preprocessor, Split
+from mlkit.data.text import Tokenizer
 from mlkit.models import eval_view
 
 BUCKETS = (1, 4, 16, 64, 256, 1024)
@@ -165,6 +166,46 @@ class Predictor:
         return run
 
 
+class TextPredictor(Predictor):
+    """A :class:`Predictor` whose inputs are texts: ``predict(["I want my money back"])``.
+
+    ``numeric`` is the predictor of token-id rows it wraps (a frozen one, or one loaded from an
+    artifact); its compiled programs, buckets and labels are this predictor's.
+    """
+
+    def __init__(self, numeric: Predictor, tokenizer: Tokenizer):
+        if numeric.num_features != tokenizer.max_len:
+            raise ValueError(
+                f"The model reads rows of {numeric.num_features} token ids but the tokenizer writes "
+                f"{tokenizer.max_len}; freeze the model with the data set whose tokenizer it was trained on."
+            )
+        super().__init__(
+            numeric.fn,
+            numeric.num_features,
+            numeric.labels,
+            task=numeric.task,
+            buckets=numeric.buckets,
+            preprocessor=numeric.preprocessor,
+            params=numeric.params,
+        )
+        self.numeric = numeric
+        self.tokenizer = tokenizer
+
+    @property
+    def compiles(self) -> int:
+        return self.numeric.compiles
+
+    def validate(self, x) -> np.ndarray:
+        """The texts ``x`` as float32 rows of token ids, or a ValueError naming the text that cannot be read."""
+        return self.tokenizer.encode(x).astype(np.float32)
+
+    def _run(self, x) -> np.ndarray:
+        return self.numeric._run(self.validate(x))
+
+    def executable(self, batch: int):
+        return self.numeric.executable(batch)
+
+
 def accuracy(predictor: Predictor, split: Split) -> float:
     """Fraction of ``split``'s raw inputs the predictor classifies as their class id ``y``."""
     return float(np.mean(predictor.predict_proba(split.raw_x).argmax(1) == split.y))
@@ -181,7 +222,7 @@ def freeze(
 
     The parameters are copied out of the model now, so training the model further
     does not change the predictor. For a text set (``data.tokenizer``) the predictor
-    takes raw strings: a :class:`~mlkit.infer.text.TextPredictor`.
+    takes raw strings: a :class:`TextPredictor`.
     """
     if data is not None:
         preprocessor = preprocessor or data.preprocessor
@@ -209,8 +250,4 @@ def freeze(
             "preprocessor": (preprocessor.mean, preprocessor.scale),
         },
     )
-    if data is not None and data.tokenizer is not None:
-        from mlkit.infer.text import TextPredictor  # that module builds on this one
-
-        return TextPredictor(predictor, data.tokenizer)
-    return predictor
+    return predictor if data is None or data.tokenizer is None else TextPredictor(predictor, data.tokenizer)

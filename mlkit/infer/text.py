@@ -1,13 +1,14 @@
-"""A predictor that takes raw strings: the tokenizer runs in Python, then the frozen compiled function.
+"""Text in: a predictor that takes raw strings, and its vocabulary in saved artifacts.
 
-Strings cannot enter an XLA program, so a :class:`TextPredictor` splits the work
-at its boundary: :meth:`~mlkit.data.text.Tokenizer.encode` turns the texts into
-rows of token ids (checking them: an empty text, a non-string or one longer
-than ``mlkit.data.text.MAX_CHARS`` characters is refused; more than ``max_len``
-words are truncated), and the same compiled function as any :class:`Predictor`
-runs on those rows. The vocabulary travels with the saved artifact, in its
-``metadata.json`` (or an ``.onnx`` file's metadata) under ``"tokenizer"``:
-:func:`text_metadata` writes that entry and :func:`with_text` reads it back.
+Strings cannot enter an XLA program, so a :class:`~mlkit.infer.predictor.TextPredictor`
+(defined beside :class:`Predictor`, which ``freeze`` returns for a text set; importable
+from here too) splits the work at its boundary: :meth:`~mlkit.data.text.Tokenizer.encode`
+turns the texts into rows of token ids (checking them: an empty text, a non-string or one
+longer than ``mlkit.data.text.MAX_CHARS`` characters is refused; more than ``max_len``
+words are truncated), and the same compiled function as any :class:`Predictor` runs on
+those rows. The vocabulary travels with the saved artifact, in its ``metadata.json`` (or
+an ``.onnx`` file's metadata) under ``"tokenizer"``: :func:`text_metadata` writes that
+entry and :func:`with_text` reads it back.
 """
 
 from __future__ import annotations
@@ -21,47 +22,9 @@ from flax import nnx
 from mlkit.data import Dataset
 from mlkit.data.text import Tokenizer
 from mlkit.infer.postprocess import answer
-from mlkit.infer.predictor import Predictor, freeze
+from mlkit.infer.predictor import Predictor, TextPredictor, freeze
 
-
-class TextPredictor(Predictor):
-    """A :class:`Predictor` whose inputs are texts: ``predict(["I want my money back"])``.
-
-    ``numeric`` is the predictor of token-id rows it wraps (a frozen one, or one loaded from an
-    artifact); its compiled programs, buckets and labels are this predictor's.
-    """
-
-    def __init__(self, numeric: Predictor, tokenizer: Tokenizer):
-        if numeric.num_features != tokenizer.max_len:
-            raise ValueError(
-                f"The model reads rows of {numeric.num_features} token ids but the tokenizer writes "
-                f"{tokenizer.max_len}; freeze the model with the data set whose tokenizer it was trained on."
-            )
-        super().__init__(
-            numeric.fn,
-            numeric.num_features,
-            numeric.labels,
-            task=numeric.task,
-            buckets=numeric.buckets,
-            preprocessor=numeric.preprocessor,
-            params=numeric.params,
-        )
-        self.numeric = numeric
-        self.tokenizer = tokenizer
-
-    @property
-    def compiles(self) -> int:
-        return self.numeric.compiles
-
-    def validate(self, x) -> np.ndarray:
-        """The texts ``x`` as float32 rows of token ids, or a ValueError naming the text that cannot be read."""
-        return self.tokenizer.encode(x).astype(np.float32)
-
-    def _run(self, x) -> np.ndarray:
-        return self.numeric._run(self.validate(x))
-
-    def executable(self, batch: int):
-        return self.numeric.executable(batch)
+__all__ = ["TextPredictor", "freeze_text", "route", "text_metadata", "text_problem", "with_text"]
 
 
 def freeze_text(model: nnx.Module, data: Dataset) -> TextPredictor:

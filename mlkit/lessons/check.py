@@ -25,8 +25,9 @@ from mlkit.infer import Predictor, accuracy, freeze
 from mlkit.infer.compress import lean
 from mlkit.infer.drift import finetune_data
 from mlkit.infer.postprocess import UNSURE, coverage, fit_temperature
+from mlkit.infer.predictor import TextPredictor
 from mlkit.infer.resize import with_resize
-from mlkit.infer.text import TextPredictor, route
+from mlkit.infer.text import route
 from mlkit.lessons import byhand
 from mlkit.lessons.byhand import Valley, gradient_descent
 from mlkit.lessons.training import augmented_digits, capacity_lab, overfitting_lab, playground

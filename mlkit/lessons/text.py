@@ -4,7 +4,7 @@
 vote per word and class (the mean of a text's votes, plus the bias, is its
 logits). ``text_lab`` trains the model over vocabulary size, embedding size
 and epochs; ``message_lab`` sends a typed message through a frozen
-:class:`~mlkit.infer.text.TextPredictor` and the routing table of the lesson.
+:class:`~mlkit.infer.predictor.TextPredictor` and the routing table of the lesson.
 The self-checks of the lesson's exercises close the module.
 """
 
@@ -18,7 +18,8 @@ from matplotlib.axes import Axes
 
 from mlkit.data import Dataset, Tokenizer, with_tokenizer
 from mlkit.infer.postprocess import UNSURE
-from mlkit.infer.text import TextPredictor, route
+from mlkit.infer.predictor import TextPredictor
+from mlkit.infer.text import route
 from mlkit.lessons import plots
 from mlkit.lessons.explorers import LessonExplorer
 from mlkit.lessons.widgets import TrainingDashboard, accuracy_panel, float_slider, int_slider, log_slider

@@ -28,7 +28,7 @@ import numpy as np
 
 from mlkit.data import Preprocessor
 from mlkit.infer import Predictor, load_predictor, read_metadata
-from mlkit.infer.text import TextPredictor
+from mlkit.infer.predictor import TextPredictor
 from mlkit.serve.settings import Settings
 
 
