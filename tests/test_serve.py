@@ -558,6 +558,7 @@ def test_a_text_artifact_answers_raw_texts_as_its_predictor_does(servers, artifa
     schema = httpx.get(f"{url}/openapi.json", timeout=TIMEOUT).json()["paths"]["/predict"]["post"]["requestBody"]
     assert schema["content"]["application/json"]["example"] == {"inputs": ["I want my money back"]}
     assert httpx.get(f"{url}/drift", timeout=TIMEOUT).json()["available"] is False  # ids have no training mean
+    assert "(classification, texts of up to 40 words, max batch 8," in servers["text"].ready_line
 
 
 def test_the_load_generator_sends_texts_to_a_text_server(servers, tmp_path, capsys):

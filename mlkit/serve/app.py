@@ -173,7 +173,7 @@ def create_app(settings: Settings, model: ServedModel | None = None, *, workers:
     app = ServingApp(
         title="mlkit serve",
         version=importlib.metadata.version("mlkit"),
-        summary=f"A frozen {model.task} model ({_inputs(model)}) from {model.path.name}.",
+        summary=f"A frozen {model.task} model ({model.inputs}) from {model.path.name}.",
         lifespan=lifespan,
         docs_url=None,  # served below from the packaged Swagger UI, so /docs works with no internet
     )
@@ -487,10 +487,6 @@ def parse_inputs(body: bytes, model: ServedModel) -> np.ndarray:
         if x.dtype.kind not in "iuf":
             hint = ' Over HTTP: send JSON numbers (1.5, not "1.5"), with no null, true/false or deeper nesting.'
         raise HTTPException(422, f"{e}{hint}") from e
-
-
-def _inputs(model: ServedModel) -> str:
-    return f"texts of up to {model.num_features} words" if model.takes_texts else f"{model.num_features} inputs"
 
 
 def _reload_path(body: bytes) -> str | None:

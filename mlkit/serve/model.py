@@ -70,6 +70,11 @@ class ServedModel:
         return self.predictor.numeric if isinstance(self.predictor, TextPredictor) else self.predictor
 
     @property
+    def inputs(self) -> str:
+        """What one example is, in a few words: "64 inputs", or "texts of up to 40 words"."""
+        return f"texts of up to {self.num_features} words" if self.takes_texts else f"{self.num_features} inputs"
+
+    @property
     def request(self) -> str:
         """What a POST /predict body holds for this model, in words."""
         if self.takes_texts:

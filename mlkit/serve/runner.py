@@ -83,10 +83,10 @@ def url_of(sock: socket.socket, host: str) -> str:
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
-def _ready_line(settings: Settings, model_task: str, num_features: int, url: str) -> str:
+def _ready_line(settings: Settings, model_task: str, inputs: str, url: str) -> str:
     workers = f"{settings.workers} worker" + ("s" if settings.workers > 1 else "")
     batching = f"max batch {settings.max_batch}" if settings.batching else "batching off"
-    return f"{READY}{url} ({model_task}, {num_features} inputs, {batching}, {workers}; Ctrl-C stops)"
+    return f"{READY}{url} ({model_task}, {inputs}, {batching}, {workers}; Ctrl-C stops)"
 
 
 def _bind(host: str, port: int) -> socket.socket:
@@ -135,7 +135,7 @@ def _uvicorn(settings: Settings, model: ServedModel, workers: int, on_ready: Cal
 
 def _serve_here(settings: Settings, sock: socket.socket) -> int:
     model = load_for(settings)
-    line = _ready_line(settings, model.task, model.num_features, url_of(sock, settings.host))
+    line = _ready_line(settings, model.task, model.inputs, url_of(sock, settings.host))
     server = _uvicorn(settings, model, 1, lambda: print(line, flush=True))
     with _signals_end_quietly():
         server.run(sockets=[sock])
@@ -183,7 +183,7 @@ def _worker(settings: Settings, sock: socket.socket, ready: Any, workers: int) -
     except Exception as e:  # the supervisor prints it and stops; a traceback would bury the message
         ready.put(("error", os.getpid(), str(e)))
         sys.exit(2)
-    facts = (model.task, model.num_features)
+    facts = (model.task, model.inputs)
     server = _uvicorn(settings, model, workers, lambda: ready.put(("ready", os.getpid(), facts)))
     with _signals_end_quietly():
         server.run(sockets=[sock])
@@ -243,10 +243,10 @@ def _supervise(settings: Settings, sock: socket.socket) -> int:
         shutil.rmtree(metrics_dir, ignore_errors=True)
 
 
-def _wait_ready(workers: list, ready: Any, stopping: threading.Event) -> tuple[str | None, tuple[str, int]]:
-    """(None, (task, input width)) once every worker serves; otherwise (what went wrong, ...)."""
+def _wait_ready(workers: list, ready: Any, stopping: threading.Event) -> tuple[str | None, tuple[str, str]]:
+    """(None, (task, what one example is)) once every worker serves; otherwise (what went wrong, ...)."""
     waiting = {w.pid for w in workers}
-    facts = ("", 0)
+    facts = ("", "")
     while waiting and not stopping.is_set():
         try:
             kind, pid, message = ready.get(timeout=0.5)
