@@ -488,6 +488,12 @@ def test_the_command_line_takes_the_key_from_the_environment_or_a_file(predictor
     right = subprocess.run([*command, "--key-file", str(tmp_path / "key")], capture_output=True, text=True, env=env)
     assert right.returncode == 0, right.stderr
     assert right.stdout.split() == [str(label) for label in predictor.predict(digits.test.raw_x[:5])]
+    missing = subprocess.run([*command, "--key-file", str(tmp_path / "nokey")], capture_output=True, text=True, env=env)
+    assert (
+        missing.returncode == 2
+        and "The key file" in missing.stderr
+        and "(--key-file) does not exist" in (missing.stderr)
+    ), missing.stderr
 
 
 def test_a_server_with_a_key_loads_and_reloads_only_what_it_signed(predictor, tmp_path):

@@ -325,6 +325,8 @@ BAD = {  # name -> (body, status, words the error must contain)
     "ragged rows": ('{"inputs": [[' + ROW + ", 1], [1, 2]]}", 422, "Every row must hold 64 numbers; rows [1]"),
     "malformed JSON": ('{"inputs": [[1, 2', 400, "not valid JSON"),
     "not UTF-8": (b'{"inputs": [[\xff]]}', 400, "not valid JSON"),
+    "nested 5,000 deep": ('{"inputs": ' + "[" * 5000 + "]" * 5000 + "}", 400, "nested too deeply"),
+    "a 5,000-digit number": ('{"inputs": [[' + "9" * 5000 + ", " + ROW + "]]}", 400, "not valid JSON"),
     "over the size limit": ('{"inputs": [' + ",".join(["[" + ROW + ", 1]"] * 8000) + "]}", 413, "1000000 bytes"),
 }
 
@@ -489,16 +491,25 @@ def test_a_reload_that_cannot_serve_is_refused_and_the_old_model_keeps_serving(
 
 
 def test_admin_routes_answer_only_loopback_clients(artifacts):
-    """In process, with the client address an ASGI server would report for a remote peer (no traffic is sent)."""
+    """In process, with the client address an ASGI server would report for each peer (no traffic is sent)."""
     app = mlkit.serve.app.create_app(Settings(artifacts["digits"]))
+
+    async def reset_from(host: str) -> httpx.Response:
+        transport = httpx.ASGITransport(app=app, client=(host, 50000))
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            return await client.post("/admin/drift/reset")
 
     async def scenario():
         transport = httpx.ASGITransport(app=app, client=("192.0.2.7", 50000))  # TEST-NET-1: documentation only
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
-            return [await client.post(path) for path in ("/admin/reload", "/admin/drift/reset")]
+            remote = [await client.post(path) for path in ("/admin/reload", "/admin/drift/reset")]
+        local = [await reset_from(host) for host in ("127.0.0.1", "127.0.0.2", "::1", "::ffff:127.0.0.1")]
+        return [*remote, await reset_from("::ffff:192.0.2.7")], local
 
-    for response in asyncio.run(scenario()):
-        assert response.status_code == 403 and "only clients on this machine" in response.json()["error"]
+    refused, answered = asyncio.run(scenario())
+    for response in refused:
+        assert response.status_code == 403 and "only clients on the loopback interface" in response.json()["error"]
+    assert [r.status_code for r in answered] == [200] * 4  # a server on "::" sees 127.0.0.1 as ::ffff:127.0.0.1
 
 
 # --- drift, regression, metadata ---------------------------------------------------------------------------------
@@ -591,6 +602,7 @@ def test_health_metadata_metrics_and_docs_describe_the_server(url):
     assert assets and all(a.startswith("/docs/assets/") for a in assets), assets
     for asset in assets:
         assert httpx.get(f"{url}{asset}", timeout=TIMEOUT).status_code == 200
+    assert '"validatorUrl": null' in docs.text  # Swagger UI's online schema validator would call out
 
 
 # --- the load generator, several workers -------------------------------------------------------------------------
@@ -685,8 +697,9 @@ def test_two_workers_serve_and_add_up_their_metrics(servers, predictor, digits):
     families = metrics(url)
     assert sample(families, "mlkit_http_requests_total", path="/predict", status="200") == len(x)
     assert sample(families, "mlkit_rows_total") == len(x)
-    refused = httpx.post(f"{url}/admin/reload", timeout=TIMEOUT)
-    assert refused.status_code == 409 and "2 worker processes" in refused.json()["error"]
+    for route, what in (("/admin/reload", "a reload"), ("/admin/drift/reset", "a drift reset")):
+        refused = httpx.post(f"{url}{route}", timeout=TIMEOUT)  # it would reach one worker of two
+        assert refused.status_code == 409 and f"2 worker processes and {what}" in refused.json()["error"]
 
 
 def test_a_background_server_gets_its_key_in_a_private_file_not_on_the_command_line(artifacts, tmp_path):

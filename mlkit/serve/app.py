@@ -43,6 +43,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib.metadata
+import ipaddress
 import json
 import os
 import time
@@ -63,7 +64,6 @@ from mlkit.serve.metrics import CONTENT_TYPE, Metrics
 from mlkit.serve.model import Incompatible, ServedModel, check_compatible, load_for
 from mlkit.serve.settings import Settings
 
-LOOPBACK = ("127.0.0.1", "::1")
 DRAIN_BYTES = 16_000_000  # an oversized body up to this size is read and dropped before the 413
 DISCONNECTED = 499  # the status counted for a client that went away before its request was read
 BIG_BODY = 100_000  # bodies larger than this are parsed and answered on a thread, off the event loop
@@ -155,6 +155,7 @@ def _offline_docs(app: FastAPI) -> None:
             swagger_js_url="/docs/assets/swagger-ui-bundle.js",
             swagger_css_url="/docs/assets/swagger-ui.css",
             swagger_favicon_url="/docs/assets/favicon-32x32.png",
+            swagger_ui_parameters={"validatorUrl": None},  # else the page asks an online validator about the schema
         )
 
 
@@ -300,6 +301,7 @@ def create_app(settings: Settings, model: ServedModel | None = None, *, workers:
     @app.post("/admin/drift/reset", summary="Forget the rows the drift watch has seen (loopback clients only)")
     async def drift_reset(request: Request) -> dict:
         _loopback_only(request)
+        _one_worker(workers, "a drift reset")
         state.drift.reset()
         return {"reset": True, "pid": os.getpid()}
 
@@ -311,12 +313,7 @@ def create_app(settings: Settings, model: ServedModel | None = None, *, workers:
     )
     async def reload(request: Request) -> dict:
         _loopback_only(request)
-        if workers > 1:
-            raise HTTPException(
-                409,
-                f"This server runs {workers} worker processes and a reload request reaches only one of them. "
-                f"Restart the server with the new artifact, or serve with --workers 1 to reload in place.",
-            )
+        _one_worker(workers, "a reload")
         body = await read_body(request, 64_000)
         path = _reload_path(body) or str(state.model.path)
         async with state.reload_lock:
@@ -420,7 +417,7 @@ def _too_big(limit: int) -> HTTPException:
 
 
 def _check_declared(declared: str | None, limit: int) -> None:
-    if declared is not None and declared.isdigit() and int(declared) > DRAIN_BYTES:
+    if declared is not None and declared.isdigit() and int(declared) > max(limit, DRAIN_BYTES):
         raise _too_big(limit)
 
 
@@ -428,7 +425,7 @@ async def _gather(stream: AsyncIterator[bytes], limit: int) -> bytes:
     chunks, size = [], 0
     async for chunk in stream:
         size += len(chunk)
-        if size > DRAIN_BYTES:
+        if size > max(limit, DRAIN_BYTES):  # past what is worth draining: answer now
             raise _too_big(limit)
         if size <= limit:
             chunks.append(chunk)
@@ -446,7 +443,9 @@ def parse_inputs(body: bytes, model: ServedModel) -> np.ndarray:
     except orjson.JSONDecodeError:  # Python's json reads NaN and Infinity (answered below) and says what is wrong
         try:
             doc = json.loads(body)
-        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        except RecursionError as e:
+            raise HTTPException(400, f"The body's JSON is nested too deeply to read. Expected {expected}.") from e
+        except ValueError as e:  # also a number of thousands of digits, and bytes that are not UTF-8
             raise HTTPException(400, f"The body is not valid JSON ({e}). Expected {expected}.") from e
     if not isinstance(doc, dict) or "inputs" not in doc:
         got = f"an object with keys {sorted(doc)[:5]}" if isinstance(doc, dict) else f"a JSON {type(doc).__name__}"
@@ -494,7 +493,7 @@ def _reload_path(body: bytes) -> str | None:
         return None
     try:
         doc = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+    except (ValueError, RecursionError) as e:
         raise HTTPException(400, f'The body is not valid JSON ({e}). Expected nothing or {{"path": "DIR"}}.') from e
     if not isinstance(doc, dict) or not isinstance(doc.get("path", ""), (str, type(None))):
         raise HTTPException(422, 'Expected nothing or a JSON object {"path": "DIR"} naming the artifact to serve.')
@@ -503,9 +502,31 @@ def _reload_path(body: bytes) -> str | None:
 
 def _loopback_only(request: Request) -> None:
     host = request.client.host if request.client else None
-    if host not in LOOPBACK:
+    if not _is_loopback(host):
         raise HTTPException(
-            403, f"{request.url.path} answers only clients on this machine (127.0.0.1); you are {host}."
+            403,
+            f"{request.url.path} answers only clients on the loopback interface (127.0.0.1 or ::1); "
+            f"you are {host}. Send it from the server's machine to 127.0.0.1.",
+        )
+
+
+def _is_loopback(host: str | None) -> bool:
+    """127.0.0.0/8, ::1, or 127.x written as an IPv6-mapped address (a server on ``::`` sees those)."""
+    try:
+        address = ipaddress.ip_address(host or "")
+    except ValueError:
+        return False
+    mapped = getattr(address, "ipv4_mapped", None)
+    return address.is_loopback or (mapped is not None and mapped.is_loopback)
+
+
+def _one_worker(workers: int, what: str) -> None:
+    """A 409 when ``what`` would reach only one of several worker processes."""
+    if workers > 1:
+        raise HTTPException(
+            409,
+            f"This server runs {workers} worker processes and {what} reaches only one of them. Restart the "
+            f"server instead, or serve with --workers 1 to do it in place.",
         )
 
 
