@@ -341,6 +341,21 @@ def test_bad_input_gets_a_4xx_that_says_what_was_expected_and_the_server_goes_on
     assert good.status_code == 200 and len(good.json()["labels"]) == 2
 
 
+def test_a_body_limit_above_the_drain_size_is_the_limit_enforced(artifacts):
+    """--max-body-bytes 20 MB: a 17 MB body is read and parsed (here: not JSON, a 400), a 21 MB one is a 413."""
+    app = mlkit.serve.app.create_app(Settings(artifacts["digits"], max_body_bytes=20_000_000))
+    assert mlkit.serve.app.DRAIN_BYTES < 17_000_000
+
+    async def send(size: int) -> httpx.Response:
+        transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 50000))
+        async with app.router.lifespan_context(app), httpx.AsyncClient(transport=transport, base_url="http://t") as c:
+            return await c.post("/predict", content=b"{" + b" " * (size - 1))
+
+    assert asyncio.run(send(17_000_000)).status_code == 400
+    too_big = asyncio.run(send(21_000_000))
+    assert too_big.status_code == 413 and "limit of 20000000 bytes" in too_big.json()["error"]
+
+
 def test_the_fast_predict_route_answers_exactly_as_the_fastapi_route(artifacts, digits):
     """POST /predict skips FastAPI's layers; with the short way turned off, FastAPI's route gives the same bytes."""
     app = mlkit.serve.app.create_app(Settings(artifacts["digits"], max_batch=8))
