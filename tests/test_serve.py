@@ -356,6 +356,24 @@ def test_a_body_limit_above_the_drain_size_is_the_limit_enforced(artifacts):
     assert too_big.status_code == 413 and "limit of 20000000 bytes" in too_big.json()["error"]
 
 
+def test_a_client_that_stalls_mid_body_gets_a_408_and_is_let_go(url, digits):
+    """Headers, then one byte of a 100-byte body, then nothing: answered 408 and closed, and the server goes on."""
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=TIMEOUT) as stalled:
+        stalled.sendall(
+            b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"
+        )
+        started = time.monotonic()
+        reply = b""
+        while chunk := stalled.recv(65536):  # until the server closes the connection
+            reply += chunk
+        waited = time.monotonic() - started
+    assert reply.startswith(b"HTTP/1.1 408") and b"did not all arrive within 5 s" in reply, reply[:300]
+    assert waited < TIMEOUT  # closed by the server, not by this test's own timeout
+    good = httpx.post(f"{url}/predict", json={"inputs": digits.test.raw_x[:1].tolist()}, timeout=TIMEOUT)
+    assert good.status_code == 200
+
+
 def test_the_fast_predict_route_answers_exactly_as_the_fastapi_route(artifacts, digits):
     """POST /predict skips FastAPI's layers; with the short way turned off, FastAPI's route gives the same bytes."""
     app = mlkit.serve.app.create_app(Settings(artifacts["digits"], max_batch=8))

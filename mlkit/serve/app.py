@@ -47,7 +47,8 @@ import ipaddress
 import json
 import os
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
+from typing import Any
 
 import numpy as np
 import orjson
@@ -66,6 +67,7 @@ from mlkit.serve.settings import Settings
 
 DRAIN_BYTES = 16_000_000  # an oversized body up to this size is read and dropped before the 413
 DISCONNECTED = 499  # the status counted for a client that went away before its request was read
+BODY_TIMEOUT_S = 5.0  # seconds a request's body may take to arrive, once its headers have
 BIG_BODY = 100_000  # bodies larger than this are parsed and answered on a thread, off the event loop
 INLINE_BELOW_S = 0.001  # model calls shorter than this (on average) run on the event loop, longer ones on a thread
 ROUTES = ("/predict", "/health", "/metadata", "/metrics", "/drift", "/admin/reload", "/admin/drift/reset")
@@ -379,11 +381,28 @@ async def read_body(request: Request, limit: int) -> bytes:
     reset connection instead of the answer.
     """
     _check_declared(request.headers.get("content-length"), limit)
-    return await _gather(request.stream(), limit)
+    return await _in_time(_gather(request.stream(), limit))
 
 
 async def receive_body(scope: Scope, receive: Receive, limit: int) -> bytes:
-    """:func:`read_body` for a plain ASGI handler: the same limits and 413, straight from ``receive``."""
+    """:func:`read_body` for a plain ASGI handler: the same limits, 413 and 408, straight from ``receive``."""
+    return await _in_time(_receive_body(scope, receive, limit))
+
+
+async def _in_time(reading: Coroutine[Any, Any, bytes]) -> bytes:
+    """The body ``reading`` reads, or a 408 when it has not all arrived within ``BODY_TIMEOUT_S``: a client that
+    stalls mid-request would otherwise hold its connection (and a graceful shutdown) for as long as it likes."""
+    try:
+        return await asyncio.wait_for(reading, BODY_TIMEOUT_S)
+    except asyncio.TimeoutError:
+        raise HTTPException(
+            408,
+            f"The request body did not all arrive within {BODY_TIMEOUT_S:g} s. Send the whole body at once.",
+            headers={"Connection": "close"},
+        ) from None
+
+
+async def _receive_body(scope: Scope, receive: Receive, limit: int) -> bytes:
     declared = None
     for name, value in scope["headers"]:
         if name == b"content-length":
