@@ -13,6 +13,7 @@ import contextlib
 import dataclasses
 import itertools
 import json
+import math
 import re
 import shutil
 import signal
@@ -602,6 +603,9 @@ def test_a_text_artifact_answers_raw_texts_as_its_predictor_does(servers, artifa
     schema = httpx.get(f"{url}/openapi.json", timeout=TIMEOUT).json()["paths"]["/predict"]["post"]["requestBody"]
     assert schema["content"]["application/json"]["example"] == {"inputs": ["I want my money back"]}
     assert httpx.get(f"{url}/drift", timeout=TIMEOUT).json()["available"] is False  # ids have no training mean
+    families = metrics(url)  # and /metrics says "unknown", not "no drift"
+    assert math.isnan(sample(families, "mlkit_drift_drifted")) and math.isnan(sample(families, "mlkit_drift_max_abs_z"))
+    assert "mlkit_drift_z" not in families or not families["mlkit_drift_z"]
     assert "(classification, texts of up to 40 words, max batch 8," in servers["text"].ready_line
 
 

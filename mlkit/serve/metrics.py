@@ -10,7 +10,8 @@ Every name starts with ``mlkit_``:
 - ``mlkit_queue_requests`` / ``mlkit_queue_rows``: what is waiting now;
 - ``mlkit_rows_total``, ``mlkit_reloads_total{result}``, ``mlkit_model_loaded_timestamp_seconds``;
 - ``mlkit_drift_rows``, ``mlkit_drift_max_abs_z``, ``mlkit_drift_drifted`` and
-  ``mlkit_drift_z{feature}`` (see :mod:`mlkit.serve.drift`).
+  ``mlkit_drift_z{feature}`` (see :mod:`mlkit.serve.drift`); for a model with no training statistics to
+  compare with (a text model's token ids) the first two are NaN and there are no per-feature gauges.
 
 With several worker processes, each process writes its numbers to files in the
 directory named by ``PROMETHEUS_MULTIPROC_DIR`` (prometheus_client's multiprocess
@@ -22,6 +23,7 @@ queue gauges are summed over the live workers, and each drift gauge carries a
 
 from __future__ import annotations
 
+import math
 import os
 import time
 
@@ -115,6 +117,10 @@ class Metrics:
         self._drift_refreshed = now
         report = watch.report(top=0)
         self.drift_rows.set(report["rows"])
+        if not report["available"]:  # nothing to compare with (token ids, kind "none"): unknown, not "no drift"
+            self.drift_max.set(math.nan)
+            self.drift_flag.set(math.nan)
+            return
         self.drift_max.set(report["max_abs_z"])
         self.drift_flag.set(1.0 if report["drifted"] else 0.0)
         for feature, z in enumerate(np.asarray(watch.z(), float).tolist()):
