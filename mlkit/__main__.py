@@ -11,9 +11,12 @@ import tempfile
 import warnings
 import zipfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-from flax import nnx
+
+if TYPE_CHECKING:  # flax loads in about 0.3 s: only the commands that train need it
+    from flax import nnx
 
 
 def _train(args) -> int:
@@ -24,7 +27,8 @@ def _train(args) -> int:
         if Path(args.out).is_file() and not args.out.lower().endswith(".onnx"):
             raise ValueError(f"--out {args.out} is a file; give a directory for the artifact, or a .onnx name.")
         _check_writable(args.out)
-    data = mlkit.load_dataset(args.data, seed=args.seed, label=args.label)
+    label = int(args.label) if args.label is not None and args.label.isdigit() else args.label  # numbered from 0
+    data = mlkit.load_dataset(args.data, seed=args.seed, label=label)
     model: nnx.Module
     if args.model == "convnet":
         if data.image_shape is None:
@@ -62,9 +66,15 @@ def _train(args) -> int:
     print(f"test loss {test_loss:.4f}" + (f", test accuracy {test_acc:.4f}" if data.task == "classification" else ""))
     if args.out and history.status == "diverged" and not args.save_anyway:
         print(f"error: training diverged, so nothing was saved to {args.out}; --save-anyway saves it.", file=sys.stderr)
+    elif args.out and not history.epochs and history.status != "diverged":  # Ctrl-C in the first epoch, say:
+        # an untrained model must not replace the one already there
+        print(f"error: no epoch finished ({history.status}), so nothing was saved to {args.out}.", file=sys.stderr)
     elif args.out:
         mlkit.save_predictor(mlkit.freeze(model, data), args.out)
-        print(f"saved the frozen predictor to {args.out}")
+        kept = f" as of epoch {history.epochs} (interrupted)" if history.status == "interrupted" else ""
+        print(f"saved the frozen predictor{kept} to {args.out}")
+    if history.status == "interrupted":
+        return 130  # as for any Ctrl-C
     return 0 if history.status in ("completed", "early_stopped") else 1
 
 
@@ -231,7 +241,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = commands.add_parser("train", help="train a model and optionally save its frozen predictor")
     train.add_argument("--data", default="digits", help="digits, mnist5k, reviews, moons, ... or a .csv/.npz path")
-    train.add_argument("--label", default=None, help="label column of a CSV file (default: the last)")
+    train.add_argument(
+        "--label", default=None, help="label column of a CSV file, by name or number from 0 (default: the last)"
+    )
     train.add_argument("--model", choices=("mlp", "convnet", "bag"), default="mlp", help="bag: for text sets")
     train.add_argument("--hidden", type=int, nargs="+", default=None, help="MLP hidden layer widths (default 256 256)")
     train.add_argument("--dropout", type=float, default=0.0)
@@ -248,7 +260,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.set_defaults(run=_train)
 
     predict = commands.add_parser("predict", help="label the rows of a CSV or NPZ file with a saved predictor")
-    predict.add_argument("artifact", help="a directory written by `train --out` or Predictor.save")
+    predict.add_argument("artifact", help="a directory or .onnx file written by `train --out` or mlkit.save_predictor")
     predict.add_argument(
         "input", help="CSV of raw feature rows (no label column), .npz with array x, or (text) one message per line"
     )

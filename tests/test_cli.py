@@ -1,3 +1,4 @@
+import shutil
 import subprocess
 import sys
 
@@ -93,6 +94,26 @@ def test_a_diverged_run_exits_non_zero_and_saves_nothing_unless_asked(tmp_path, 
     assert not out.exists()
     assert main([*wreck, "--save-anyway"]) == 1
     assert mlkit.load_predictor(out).predict(np.zeros((1, 64))).shape == (1,)
+
+
+def test_ctrl_c_in_the_first_epoch_keeps_the_saved_model_and_exits_130(artifact_dir, tmp_path, monkeypatch, capsys):
+    """An interrupted run with no epoch kept would save an untrained model over the one already there."""
+    out = tmp_path / "good"
+    shutil.copytree(artifact_dir, out)
+    before = {f.name: f.read_bytes() for f in out.iterdir()}
+    monkeypatch.setattr(mlkit, "fit", lambda *a, **k: mlkit.train.History(status="interrupted"))
+    assert main(["train", "--hidden", "8", "--epochs", "5", "--out", str(out)]) == 130
+    assert f"no epoch finished (interrupted), so nothing was saved to {out}" in capsys.readouterr().err
+    assert {f.name: f.read_bytes() for f in out.iterdir()} == before
+
+
+def test_label_picks_a_csv_column_by_number_too(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(120, 3))
+    rows = np.column_stack([(x[:, 0] > 0).astype(int), x])  # the label first, not last
+    np.savetxt(tmp_path / "first.csv", rows, delimiter=",", fmt="%g", header="kind,a,b,c", comments="")
+    assert main(["train", "--data", str(tmp_path / "first.csv"), "--label", "0", "--epochs", "2", "--hidden", "4"]) == 0
+    assert "test accuracy" in capsys.readouterr().out
 
 
 def written(path, content: bytes):

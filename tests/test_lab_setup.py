@@ -37,6 +37,15 @@ def test_the_shortcuts_given_back_to_dropdowns_are_jupyterlabs_own():
     }
 
 
+def test_without_jupyter_the_kernel_command_says_which_extra_to_install(monkeypatch, capsys):
+    def no_ipykernel(prefix=sys.prefix):
+        raise ModuleNotFoundError("No module named 'ipykernel'", name="ipykernel")
+
+    monkeypatch.setattr(kernel, "install", no_ipykernel)
+    assert kernel.main() == 2
+    assert "error: ipykernel is not installed: the kernel needs the notebooks extra" in capsys.readouterr().err
+
+
 def test_install_writes_the_files_into_the_prefix_and_keeps_what_was_there(tmp_path):
     config = tmp_path / "etc" / "jupyter" / "jupyter_server_config.json"
     config.parent.mkdir(parents=True)

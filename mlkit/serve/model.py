@@ -72,7 +72,9 @@ class ServedModel:
     @property
     def inputs(self) -> str:
         """What one example is, in a few words: "64 inputs", or "texts of up to 40 words"."""
-        return f"texts of up to {self.num_features} words" if self.takes_texts else f"{self.num_features} inputs"
+        if self.takes_texts:
+            return f"texts of up to {self.num_features} words"
+        return f"{self.num_features} input" + ("s" if self.num_features != 1 else "")
 
     @property
     def request(self) -> str:

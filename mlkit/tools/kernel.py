@@ -85,7 +85,15 @@ def install_lab_settings(prefix: str = sys.prefix) -> list[Path]:
 
 
 def main() -> int:
-    folder = install()
+    try:
+        folder = install()
+    except ModuleNotFoundError as e:  # the Jupyter parts are an optional extra
+        print(
+            f"error: {e.name} is not installed: the kernel needs the notebooks extra (pip install -e '.[notebooks]' "
+            f"in the kit's folder).",
+            file=sys.stderr,
+        )
+        return 2
     print(f"installed the {DISPLAY_NAME!r} kernel ({NAME}) in {folder}")
     for path in install_lab_settings():
         print(f"wrote {path}")
