@@ -115,6 +115,11 @@ def _predict(args) -> int:
     from mlkit.infer.verify import key_from
 
     predictor = mlkit.load_predictor(args.artifact, key=key_from(args.key))
+    if isinstance(predictor, TextPredictor) and Path(args.input).suffix.lower() in (".csv", ".npz"):
+        raise ValueError(
+            f"{args.artifact} is a text model: it reads messages, not the numbers of {args.input}. "
+            f"Give a UTF-8 text file with one message per line."
+        )
     x = read_texts(args.input) if isinstance(predictor, TextPredictor) else _read_rows(args.input)
     for label in predictor.predict(x):
         print(label)

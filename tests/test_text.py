@@ -241,11 +241,18 @@ def test_train_on_the_reviews_then_predict_a_file_of_messages(reviews, tmp_path,
     out = tmp_path / "bag"
     assert main(["train", "--data", "reviews", "--model", "bag", "--epochs", "3", "--out", str(out)]) == 0
     messages = tmp_path / "messages.txt"
-    messages.write_text("Terrible, it broke after a day.\n\nGreat phone, works perfectly!\n", encoding="utf-8")
+    messages.write_text("Terrible, it broke after a day.\nGreat phone, works perfectly!\n\n", encoding="utf-8")
     capsys.readouterr()
     assert main(["predict", str(out), str(messages)]) == 0
     expected = mlkit.load_predictor(out).predict(read_texts(messages))
-    assert capsys.readouterr().out.split() == list(expected) and len(expected) == 2
+    assert capsys.readouterr().out.split() == list(expected) and len(expected) == 2  # one answer per message line
+    gap = tmp_path / "gap.txt"
+    gap.write_text("good phone\n\nbad phone\n", encoding="utf-8")
+    assert main(["predict", str(out), str(gap)]) == 2  # skipped, line 3's answer would print as line 2's
+    assert "line 2 is blank" in capsys.readouterr().err
+    np.savetxt(tmp_path / "rows.csv", np.zeros((2, 3)), delimiter=",")
+    assert main(["predict", str(out), str(tmp_path / "rows.csv")]) == 2
+    assert "is a text model: it reads messages, not the numbers" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(
@@ -262,9 +269,12 @@ def test_train_refuses_a_model_that_does_not_fit_the_data(args, says, capsys):
     assert says in capsys.readouterr().err
 
 
-def test_read_texts_skips_blank_lines_and_refuses_an_empty_or_binary_file(tmp_path):
-    (tmp_path / "a.txt").write_text("\ufeffone\n\n two \n", encoding="utf-8")
-    assert read_texts(tmp_path / "a.txt") == ["one", " two "]
+def test_read_texts_keeps_lines_in_order_and_refuses_a_blank_an_empty_or_a_binary_file(tmp_path):
+    (tmp_path / "a.txt").write_text("\ufeffone\n two \n\n \n", encoding="utf-8")
+    assert read_texts(tmp_path / "a.txt") == ["one", " two "]  # blank lines at the end are the file's end
+    (tmp_path / "gaps.txt").write_text("one\n\ntwo\n \nthree\n")
+    with pytest.raises(ValueError, match=r"line 2 is blank \(and 1 more\)"):
+        read_texts(tmp_path / "gaps.txt")
     (tmp_path / "empty.txt").write_text("\n \n")
     with pytest.raises(ValueError, match="holds no text"):
         read_texts(tmp_path / "empty.txt")

@@ -140,7 +140,11 @@ def _problem(vocab, max_len) -> str | None:
 
 
 def read_texts(path: str | os.PathLike) -> list[str]:
-    """The texts of a UTF-8 text file, one per line (blank lines skipped): what ``python -m mlkit predict`` reads."""
+    """The texts of a UTF-8 text file, one per line: what ``python -m mlkit predict`` reads.
+
+    A blank line between messages is refused rather than skipped, so answer ``i`` is always line ``i + 1``'s
+    (blank lines at the end are only the end of the file).
+    """
     source = Path(path)
     if not source.is_file():
         raise ValueError(f"{path} is {'a directory' if source.is_dir() else 'missing'}; expected a text file.")
@@ -148,7 +152,14 @@ def read_texts(path: str | os.PathLike) -> list[str]:
         lines = source.read_text(encoding="utf-8-sig").splitlines()
     except UnicodeDecodeError as e:
         raise ValueError(f"{path} is not UTF-8 text ({e}); save it as UTF-8, one message per line.") from e
-    texts = [line for line in lines if line.strip()]
-    if not texts:
+    while lines and not lines[-1].strip():
+        lines.pop()
+    if not lines:
         raise ValueError(f"{path} holds no text; expected one message per line.")
-    return texts
+    blank = [i + 1 for i, line in enumerate(lines) if not line.strip()]
+    if blank:
+        raise ValueError(
+            f"{path}: line {blank[0]} is blank{f' (and {len(blank) - 1} more)' if len(blank) > 1 else ''}. Expected "
+            f"one message per line, each line answered in order: remove the blank lines."
+        )
+    return lines
