@@ -23,7 +23,8 @@ SHIPPED = {
 }
 
 RESTORE = (
-    "Reinstall mlkit (`pip install --force-reinstall mlkit`) or, in a checkout, `git checkout -- mlkit/data/sets/`."
+    "Reinstall the kit from its folder (`pip install --force-reinstall -e .`) or, in a checkout, "
+    "`git checkout -- mlkit/data/sets/`."
 )
 
 

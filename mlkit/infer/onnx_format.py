@@ -13,7 +13,7 @@ run the file; plain ``onnxruntime`` needs nothing from mlkit::
 
 ``load_onnx`` wraps such a file in an :class:`OnnxPredictor`: the same
 ``predict`` / ``predict_proba`` and input checks as any :class:`Predictor`.
-Both need the optional extra: ``pip install 'mlkit[onnx]'``.
+Both need the optional extra: ``pip install -e '.[onnx]'`` in the kit's folder.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ from mlkit.storage import parse_json, read_file, write_atomically
 
 FORMAT = "mlkit.predictor.onnx"
 MAX_BYTES = 1 << 30  # the largest .onnx file load_onnx reads; its max_bytes argument raises it
-INSTALL = "ONNX export and loading need the optional extra: pip install 'mlkit[onnx]'"
+INSTALL = "ONNX export and loading need the optional extra: pip install -e '.[onnx]' in the kit's folder"
 
 
 def save_onnx(predictor: Predictor, path: str | os.PathLike) -> Path:

@@ -23,7 +23,7 @@ free port and always stopped afterwards (every wait bounded). The servers:
   a small machine, and one thread is what a user who tuned it would choose;
 * **LitServe** with batching (:data:`LITSERVE_APP`: the same ONNX Runtime session,
   ``max_batch_size=64``, ``batch_timeout=2 ms``, like mlkit's defaults), when the
-  ``litserve`` package is installed (``pip install 'mlkit[serve-bench]'``); otherwise it
+  ``litserve`` package is installed (``pip install -e '.[serve-bench]'``); otherwise it
   is reported as skipped.
 
 The target compares mlkit's defaults with the BEST of these baselines. The rounds are
@@ -364,7 +364,7 @@ def serving_rows(trained: mlkit.MLP, data: Any, quick: bool = False) -> dict:
         "litserve": (
             ("measured" if s["all"] else "skipped in --quick")
             if litserve and onnx
-            else "litserve not installed (pip install 'mlkit[serve-bench]'), skipped"
+            else "litserve not installed (pip install -e '.[serve-bench]'), skipped"
         ),
     }
     with tempfile.TemporaryDirectory(prefix="mlkit-serve-bench-") as tmp:
