@@ -615,6 +615,13 @@ def test_the_load_generator_sends_texts_to_a_text_server(servers, tmp_path, caps
     assert result.ok == 30 and not result.errors, result
     with pytest.raises(ValueError, match="reads texts"):  # no rows: /metadata has none to make up
         load.run(url, concurrency=1, duration=1.0, max_requests=1)
+    with pytest.raises(ValueError, match="reads texts; these rows are numbers"):  # refused before any request
+        load.run(url, concurrency=1, duration=1.0, max_requests=1, rows=np.zeros((2, 40)))
+    digits_url = servers["main"].url
+    with pytest.raises(ValueError, match="reads rows of 64 numbers; these rows are texts"):
+        load.run(digits_url, concurrency=1, duration=1.0, max_requests=1, rows=["fine"])
+    with pytest.raises(ValueError, match="reads rows of 64 numbers; these rows have 3"):
+        load.run(digits_url, concurrency=1, duration=1.0, max_requests=1, rows=np.zeros((2, 3)))
     messages = tmp_path / "messages.txt"
     messages.write_text("I want my money back\nworks great\n")
     assert main(["load", url, "--concurrency", "2", "--max-requests", "20", "--data", str(messages)]) == 0

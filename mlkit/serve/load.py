@@ -213,6 +213,8 @@ async def run_async(
     try:
         if rows is None:
             rows = await _default_rows(sender, seed)
+        else:
+            await _check_fits(sender, _as_rows(rows))
         bodies = _bodies(_as_rows(rows), rows_per_request)
         record = _Record()
         started, cpu = time.perf_counter(), time.process_time()
@@ -434,6 +436,22 @@ async def _default_rows(client: AiohttpClient, seed: int) -> np.ndarray:
         return rng.standard_normal((MAX_BODIES, n)).astype(np.float32)
     mean, scale = np.asarray(pre["mean"], np.float32), np.asarray(pre["scale"], np.float32)
     return (mean + scale * rng.standard_normal((MAX_BODIES, n))).astype(np.float32)
+
+
+async def _check_fits(client: AiohttpClient, rows: np.ndarray) -> None:
+    """A ValueError, before any load, when an mlkit server's /metadata says ``rows`` cannot be answered (texts to a
+    model of numbers, numbers to a text model, or the wrong width); a server without /metadata is not checked."""
+    try:
+        meta = await client.get_json("/metadata")
+        texts, width = meta["input"]["dtype"] == "string", int(meta["num_features"])
+    except (Failed, ValueError, KeyError, TypeError):
+        return
+    if rows.dtype.kind == "U" and not texts:
+        raise ValueError(f"The server's model reads rows of {width} numbers; these rows are texts. Pass numbers.")
+    if rows.dtype.kind != "U" and texts:
+        raise ValueError("The server's model reads texts; these rows are numbers. Pass texts (e.g. --data reviews).")
+    if not texts and rows.ndim == 2 and rows.shape[1] != width:
+        raise ValueError(f"The server's model reads rows of {width} numbers; these rows have {rows.shape[1]}.")
 
 
 def _as_rows(rows) -> np.ndarray:
