@@ -117,7 +117,9 @@ def _checked(texts) -> list[str]:
     for i, text in enumerate(rows):
         if not isinstance(text, str):
             fix = " Decode it first: text.decode('utf-8')." if isinstance(text, bytes) else ""
-            raise ValueError(f"Expected a list of texts; text {i} is {type(text).__name__} {text!r:.40}.{fix}")
+            shown = repr(text) if len(repr(text)) <= 40 else repr(text)[:37] + "..."
+            kind = "missing (None)" if text is None else f"a {type(text).__name__}, {shown},"
+            raise ValueError(f"Expected a list of texts; text {i} is {kind} not a string.{fix}")
         if len(text) > MAX_CHARS:
             raise ValueError(
                 f"Text {i} has {len(text):,} characters; at most {MAX_CHARS:,} are read. Split it into "

@@ -467,13 +467,11 @@ def parse_inputs(body: bytes, model: ServedModel) -> np.ndarray:
         except ValueError as e:  # also a number of thousands of digits, and bytes that are not UTF-8
             raise HTTPException(400, f"The body is not valid JSON ({e}). Expected {expected}.") from e
     if not isinstance(doc, dict) or "inputs" not in doc:
-        got = f"an object with keys {sorted(doc)[:5]}" if isinstance(doc, dict) else f"a JSON {type(doc).__name__}"
+        got = f"an object with keys {sorted(doc)[:5]}" if isinstance(doc, dict) else _json_kind(doc)
         raise HTTPException(422, f"Expected {expected}; got {got}.")
     inputs = doc["inputs"]
     if not isinstance(inputs, list):
-        raise HTTPException(
-            422, f'"inputs" must be a list of rows; got a JSON {type(inputs).__name__}. Expected {expected}.'
-        )
+        raise HTTPException(422, f'"inputs" must be a list; got {_json_kind(inputs)}. Expected {expected}.')
     if not inputs:
         raise HTTPException(422, f'"inputs" is empty: send at least one row. Expected {expected}.')
     if model.takes_texts:
@@ -482,21 +480,24 @@ def parse_inputs(body: bytes, model: ServedModel) -> np.ndarray:
         except ValueError as e:
             raise HTTPException(422, f"{e} Expected {expected}.") from e
     if not isinstance(inputs[0], list):
+        flat = isinstance(inputs[0], (int, float)) and not isinstance(inputs[0], bool)
+        got = "a flat list of numbers" if flat else f"a list whose first item is {_json_kind(inputs[0])}"
         raise HTTPException(
             422,
-            f'"inputs" must be a list of rows, each a list of {n} numbers; got a flat list. '
+            f'"inputs" must be a list of rows, each a list of {n} numbers; got {got}. '
             f'For one example send {{"inputs": [[...]]}}.',
         )
     try:
         x = np.asarray(inputs)
-    except ValueError:  # rows of different lengths (numpy refuses a ragged array)
-        lengths = [len(row) if isinstance(row, list) else None for row in inputs]
-        bad = [i for i, length in enumerate(lengths) if length != n]
-        raise HTTPException(
-            422,
-            f"Every row must hold {n} numbers; rows {bad[:10]} do not "
-            f"(lengths {[lengths[i] for i in bad[:10]]}). Expected {expected}.",
-        ) from None
+    except ValueError:  # rows of different lengths or depths (numpy refuses a ragged array)
+        bad = [i for i, row in enumerate(inputs) if not (isinstance(row, list) and len(row) == n)]
+        if bad:
+            lengths = [len(inputs[i]) if isinstance(inputs[i], list) else _json_kind(inputs[i]) for i in bad[:10]]
+            problem = f"rows {bad[:10]} do not (lengths {lengths})"
+        else:
+            nested = [i for i, row in enumerate(inputs) if any(isinstance(v, (list, dict)) for v in row)]
+            problem = f"rows {nested[:10]} hold lists or objects where numbers go"
+        raise HTTPException(422, f"Every row must hold {n} numbers; {problem}. Expected {expected}.") from None
     try:
         with np.errstate(over="ignore", invalid="ignore"):  # 1e39 cast to float32 is refused below, not warned about
             return model.predictor.validate(x)
@@ -505,6 +506,19 @@ def parse_inputs(body: bytes, model: ServedModel) -> np.ndarray:
         if x.dtype.kind not in "iuf":
             hint = ' Over HTTP: send JSON numbers (1.5, not "1.5"), with no null, true/false or deeper nesting.'
         raise HTTPException(422, f"{e}{hint}") from e
+
+
+def _json_kind(value: object) -> str:
+    """What a JSON value is, in JSON's words, not Python's: "a string ('abc')", "null", "an object", ..."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return f"a string ({value[:30]!r})"
+    if isinstance(value, (int, float)):
+        return "a number"
+    return "an object" if isinstance(value, dict) else "an array"
 
 
 def _reload_path(body: bytes) -> str | None:
