@@ -178,6 +178,9 @@ def test_early_stopping_restores_the_best_epoch(digits):
         ({"epochs": 0}, "epochs must be"),
         ({"optimizer": "adagrad"}, "optimizer must be one of"),
         ({"patience": 0}, "patience must be"),
+        ({"learning_rate": "1e-3"}, "learning_rate must be a positive number, got '1e-3'"),  # not a TypeError
+        ({"momentum": "0.9"}, "momentum must be a number in"),
+        ({"weight_decay": None}, "weight_decay must be a number >= 0, got None"),
     ],
 )
 def test_invalid_hyperparameters_fail_at_once(changes, message):

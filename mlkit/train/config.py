@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
 from dataclasses import dataclass
 
 import optax
@@ -37,14 +38,14 @@ class TrainConfig:
             problems.append(f"epochs must be a whole number >= 1, got {self.epochs!r}")
         if not (isinstance(self.batch_size, int) and self.batch_size >= 1):
             problems.append(f"batch_size must be a whole number >= 1, got {self.batch_size!r}")
-        if not (self.learning_rate > 0 and math.isfinite(self.learning_rate)):
+        if not (_number(self.learning_rate) and self.learning_rate > 0 and math.isfinite(self.learning_rate)):
             problems.append(f"learning_rate must be a positive number, got {self.learning_rate!r} (try 1e-3)")
         if self.optimizer not in OPTIMIZERS:
             problems.append(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
-        if not 0 <= self.momentum < 1:
-            problems.append(f"momentum must be in [0, 1), got {self.momentum!r}")
-        if not self.weight_decay >= 0:
-            problems.append(f"weight_decay must be >= 0, got {self.weight_decay!r}")
+        if not (_number(self.momentum) and 0 <= self.momentum < 1):
+            problems.append(f"momentum must be a number in [0, 1), got {self.momentum!r}")
+        if not (_number(self.weight_decay) and self.weight_decay >= 0):
+            problems.append(f"weight_decay must be a number >= 0, got {self.weight_decay!r}")
         if self.patience is not None and not (isinstance(self.patience, int) and self.patience >= 1):
             problems.append(f"patience must be None or a whole number >= 1, got {self.patience!r}")
         if problems:
@@ -52,6 +53,11 @@ class TrainConfig:
 
     def replace(self, **changes) -> TrainConfig:
         return dataclasses.replace(self, **changes)
+
+
+def _number(value: object) -> bool:
+    """A real number (an int or float, NumPy's included), not a string such as "1e-3" nor a bool."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
 def _optimizer(learning_rate, weight_decay, momentum, kind="adam") -> optax.GradientTransformation:

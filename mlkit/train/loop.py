@@ -58,9 +58,10 @@ class History:
     def __repr__(self) -> str:
         if not self.epochs:
             return f"History(status={self.status!r}, no epochs kept)"
+        accuracy = f"val_acc={self.val_acc[-1]:.4f}, " if not math.isnan(self.val_acc[-1]) else ""  # regression: none
         return (
             f"History({self.epochs} epochs, status={self.status!r}, train_loss={self.train_loss[-1]:.4f}, "
-            f"val_loss={self.val_loss[-1]:.4f}, val_acc={self.val_acc[-1]:.4f}, "
+            f"val_loss={self.val_loss[-1]:.4f}, {accuracy}"
             f"compile={self.compile_time:.2f}s, epoch={np.median(self.epoch_time) * 1e3:.1f}ms)"
         )
 
