@@ -232,12 +232,24 @@ def _read_rows(path: str) -> np.ndarray:
         try:
             with warnings.catch_warnings():  # an empty file: said below, in the same words as for an NPZ
                 warnings.simplefilter("ignore", UserWarning)
-                x = np.loadtxt(source, delimiter=",", ndmin=2)
+                # as training reads a CSV: a byte-order mark and a header line of names are no rows
+                with open(source, encoding="utf-8-sig") as f:
+                    header = int(not _numbers(f.readline()))
+                x = np.loadtxt(source, delimiter=",", ndmin=2, skiprows=header, encoding="utf-8-sig")
         except (ValueError, UnicodeDecodeError) as e:
             raise ValueError(f"{path} is not a CSV of numbers, one row per example ({e}).") from e
     if x.ndim == 0 or len(x) == 0:
         raise ValueError(f"{path} holds no rows; expected one row of features per example.")
     return x.reshape(len(x), -1)
+
+
+def _numbers(line: str) -> bool:
+    """Whether a CSV line is a row of numbers (else it is a header of names)."""
+    try:
+        [float(cell) for cell in line.split(",")]
+    except ValueError:
+        return False
+    return True
 
 
 def build_parser() -> argparse.ArgumentParser:

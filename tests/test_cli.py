@@ -30,6 +30,11 @@ def test_train_then_predict_from_a_csv(artifact_dir, digits, tmp_path):
     expected = mlkit.load_predictor(artifact_dir).predict(rows)
     assert done.stdout.split() == [str(label) for label in expected]
     assert np.mean(expected == digits.test.y[:12]) > 0.5  # 3 epochs: a real, if rough, classifier
+    named = tmp_path / "named.csv"  # a header of names and a byte-order mark, as training accepts them
+    np.savetxt(named, rows, delimiter=",", fmt="%g", header=",".join(f"p{i}" for i in range(64)), comments="")
+    named.write_bytes(b"\xef\xbb\xbf" + named.read_bytes())
+    done = run("predict", str(artifact_dir), str(named))
+    assert done.returncode == 0 and done.stdout.split() == [str(label) for label in expected], done.stderr
 
 
 def test_a_bad_artifact_path_exits_with_2_and_says_why(tmp_path):
