@@ -40,7 +40,7 @@ def test_altered_data_file_is_refused(tmp_path, monkeypatch):
         f.seek(100)
         f.write(b"\x00\x01")
     monkeypatch.setenv("MLKIT_DATASETS", str(tmp_path))
-    with pytest.raises(ValueError, match=r"has been altered.*sha256.*[Rr]einstall mlkit"):
+    with pytest.raises(ValueError, match=r"has been altered.*sha256.*[Rr]einstall the kit"):
         mlkit.load_dataset("digits")
 
 
