@@ -212,10 +212,11 @@ async def run_async(
     sender = CLIENTS[client](base, max_connections, timeout)
     try:
         if rows is None:
-            rows = await _default_rows(sender, seed)
+            given = await _default_rows(sender, seed)
         else:
-            await _check_fits(sender, _as_rows(rows))
-        bodies = _bodies(_as_rows(rows), rows_per_request)
+            given = _as_rows(rows)
+            await _check_fits(sender, given)
+        bodies = _bodies(given, rows_per_request)
         record = _Record()
         started, cpu = time.perf_counter(), time.process_time()
         if rate is not None:
