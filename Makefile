@@ -13,7 +13,7 @@ env: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[notebooks,test,onnx,site]'
+	$(PY) -m pip install --quiet -e '.[notebooks,serve,test,onnx,site]'
 	$(PY) -m mlkit kernel
 	touch $@
 
