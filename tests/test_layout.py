@@ -15,6 +15,7 @@ import mlkit
 
 PACKAGE = Path(mlkit.__file__).resolve().parent
 UI = ("mlkit.lessons", "ipywidgets", "matplotlib", "IPython")
+SERVING = ("fastapi", "starlette", "uvicorn", "httpx", "aiohttp", "orjson", "prometheus_client", "swagger_ui_bundle")
 
 
 def module_name(path: Path) -> str:
@@ -57,6 +58,14 @@ LIBRARY = [m for m in MODULES if not within(m, ("mlkit.lessons", "mlkit.__main__
 def test_nothing_outside_the_lessons_imports_the_lesson_ui(module):
     wrong = sorted(i for i in imports(module) if within(i, UI))
     assert not wrong, f"{module} imports {wrong}: only mlkit.lessons (and the command line) may use the lesson UI"
+
+
+def test_only_the_server_its_tools_and_lessons_import_the_serving_stack():
+    """The serving stack is the ``serve`` extra: training and inference must work without it."""
+    allowed = ("mlkit.serve", "mlkit.tools", "mlkit.lessons", "mlkit.__main__")
+    wrong = {m: sorted(i for i in imports(m) if within(i, SERVING)) for m in MODULES if not within(m, allowed)}
+    wrong = {m: i for m, i in wrong.items() if i}
+    assert not wrong, f"only mlkit.serve, mlkit.tools, the lessons and the command line may import it: {wrong}"
 
 
 @pytest.mark.parametrize(("layer", "forbidden", "why"), RULES, ids=[r[0][0] for r in RULES])
@@ -103,17 +112,16 @@ def test_the_rules_see_real_imports():
 def test_public_names_are_explicit_and_visible():
     assert set(mlkit.__all__) <= set(dir(mlkit))
     assert all(getattr(mlkit, name) is not None for name in mlkit.__all__)
-    assert callable(mlkit.sweep) and mlkit.train.sweeps.sweep is mlkit.sweep  # the module is not hidden
     assert mlkit.__version__ == __import__("importlib.metadata").metadata.version("mlkit")
 
 
-def test_importing_mlkit_changes_no_jax_setting_and_loads_no_ui():
+def test_importing_mlkit_changes_no_jax_setting_and_loads_no_ui_or_server():
     code = (
         "import jax, sys\n"
         "before = jax.config.values['jax_compilation_cache_dir']\n"
         "import mlkit\n"
         "assert jax.config.values['jax_compilation_cache_dir'] == before, 'import changed the JAX cache setting'\n"
-        "ui = [m for m in ('matplotlib', 'ipywidgets', 'mlkit.lessons') if m in sys.modules]\n"
+        f"ui = [m for m in {('matplotlib', 'ipywidgets', 'mlkit.lessons', *SERVING)!r} if m in sys.modules]\n"
         "assert not ui, f'import mlkit loaded {ui}'\n"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
