@@ -2,11 +2,11 @@
 
 The course in order, and the packages that hold it:
 
-- :mod:`mlkit.data`: data in, split, pre-processed (``load_dataset``)
+- :mod:`mlkit.data`: data in, split, pre-processed (``load_dataset``), and shifted as the world shifts (``shifts``)
 - :mod:`mlkit.models`: small flax.nnx models (``MLP``) and their inference-mode view
 - :mod:`mlkit.train`: training (``TrainConfig``, ``fit``, ``sweep``, checkpoints, ``parallel``)
 - :mod:`mlkit.infer`: inference (``freeze`` → ``Predictor``, ``save_predictor`` / ``load_predictor``,
-  ``compress``, ``drift``)
+  ``compress``)
 - :mod:`mlkit.bench`: timing done right
 - :mod:`mlkit.lessons`: the notebooks' dashboards and figures (not imported here)
 

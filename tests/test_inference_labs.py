@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 import mlkit
-from mlkit.infer import compress, drift, postprocess
+from mlkit.data import shifts
+from mlkit.infer import compress, postprocess
 from mlkit.lessons import inference as il
 
 
@@ -47,12 +48,12 @@ def test_accuracy_of_a_predictor_matches_evaluate(trained, digits):
 
 
 def test_finetune_data_keeps_the_original_preprocessing(digits):
-    small = drift.finetune_data(digits, "thicken", 0.6, 50, seed=0)
+    small = shifts.finetune_data(digits, "thicken", 0.6, 50, seed=0)
     assert len(small.train) == 50 and np.bincount(small.train.y).min() >= 4  # stratified
     assert small.preprocessor is digits.preprocessor
     for split in (small.train, small.val, small.test):
         np.testing.assert_allclose(split.x, digits.preprocessor(split.raw_x), rtol=1e-6)
-    shifted = drift.shift(digits.test, "thicken", 0.6, image_shape=(8, 8), preprocessor=digits.preprocessor)
+    shifted = shifts.shift(digits.test, "thicken", 0.6, image_shape=(8, 8), preprocessor=digits.preprocessor)
     np.testing.assert_array_equal(small.test.raw_x, shifted.raw_x)  # the test split is shifted, whole
 
 

@@ -1,6 +1,7 @@
-"""Data in: shipped digit and text sets, generated toys, a learner's own CSV or NPZ file, and their pre-processing."""
+"""Data in: shipped digit and text sets, generated toys, a learner's own CSV or NPZ file, their pre-processing,
+and ``shifts``: the same images as the world might change them (moved, turned, noisy, thicker, fainter, inverted)."""
 
-from mlkit.data import toys
+from mlkit.data import shifts, toys
 from mlkit.data.dataset import (
     Dataset,
     Split,
@@ -26,6 +27,7 @@ __all__ = [
     "load_dataset",
     "make_dataset",
     "read_shipped",
+    "shifts",
     "toys",
     "with_preprocessor",
     "with_tokenizer",

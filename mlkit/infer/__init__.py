@@ -2,11 +2,11 @@
 
 ``freeze`` turns a trained model into a :class:`Predictor`; ``save_predictor`` /
 ``load_predictor`` write and read the deployable artifact, and ``verify_artifact``
-runs its program in a child process first (see :mod:`mlkit.infer.verify`); ``postprocess``,
-``compress`` and ``drift`` are what happens to a model after training.
+runs its program in a child process first (see :mod:`mlkit.infer.verify`); ``postprocess``
+and ``compress`` are what happens to a model's answers and weights after training.
 """
 
-from mlkit.infer import compress, drift, postprocess
+from mlkit.infer import compress, postprocess
 from mlkit.infer.artifact import load_predictor, read_metadata, save_predictor, verify_artifact
 from mlkit.infer.predictor import BUCKETS, Predictor, accuracy, freeze
 
@@ -15,7 +15,6 @@ __all__ = [
     "Predictor",
     "accuracy",
     "compress",
-    "drift",
     "freeze",
     "load_predictor",
     "postprocess",

@@ -1,7 +1,7 @@
 """Ready-made dashboards for the inference lessons (08-11), built from :mod:`mlkit.lessons.widgets`.
 
-One builder per lesson; the machinery they show (post-processing, compression,
-drift) lives in :mod:`mlkit.infer`. Each builder returns a
+One builder per lesson; the machinery they show lives in :mod:`mlkit.infer`
+(post-processing, compression) and :mod:`mlkit.data.shifts` (the shifted digits of 11). Each builder returns a
 :class:`~mlkit.lessons.explorers.LessonExplorer` or a
 :class:`~mlkit.lessons.widgets.TrainingDashboard`: a notebook shows it, a test
 drives it with ``set_value`` and reads ``image``, ``status`` and ``result``.
@@ -15,10 +15,9 @@ from matplotlib.axes import Axes
 from matplotlib.ticker import NullLocator
 
 from mlkit import bench
-from mlkit.data import Dataset, Preprocessor
-from mlkit.infer import Predictor, accuracy, compress, drift, freeze
+from mlkit.data import Dataset, Preprocessor, shifts
+from mlkit.infer import Predictor, accuracy, compress, freeze
 from mlkit.infer.compress import PRECISIONS, lean
-from mlkit.infer.drift import finetune_data
 from mlkit.infer.postprocess import answer, calibration_error, coverage, reliability
 from mlkit.lessons import plots
 from mlkit.lessons.explorers import LessonExplorer
@@ -282,7 +281,7 @@ def drift_lab(model: nnx.Module, data: Dataset, *, seed: int = 0, **kwargs) -> D
     original = accuracy(frozen, data.val)
     chance = 1 / data.num_classes
     controls = {
-        "kind": dropdown("shift", list(drift.KINDS), "thicken"),
+        "kind": dropdown("shift", list(shifts.KINDS), "thicken"),
         "severity": float_slider("severity", 0.6, 0.0, 1.0, 0.1),
         "train_size": int_slider("labelled new", 100, 20, 400, 10),
         "epochs": int_slider("epochs", 20, 1, 60),
@@ -328,7 +327,7 @@ def drift_lab(model: nnx.Module, data: Dataset, *, seed: int = 0, **kwargs) -> D
 
     kwargs.setdefault("title", "Drift: shift the digits, fine-tune on a few")
     return DriftDashboard(
-        lambda v: finetune_data(data, v["kind"], v["severity"], v["train_size"], seed=seed),
+        lambda v: shifts.finetune_data(data, v["kind"], v["severity"], v["train_size"], seed=seed),
         lambda d, v: nnx.clone(model),
         TrainConfig(batch_size=16, epochs=20, seed=seed),
         controls,

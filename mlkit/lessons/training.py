@@ -9,8 +9,7 @@ from __future__ import annotations
 import numpy as np
 from matplotlib.axes import Axes
 
-from mlkit.data import Dataset, load_dataset, toys, with_train, with_train_size
-from mlkit.infer import drift
+from mlkit.data import Dataset, load_dataset, shifts, toys, with_train, with_train_size
 from mlkit.lessons import plots
 from mlkit.lessons.widgets import (
     TrainingDashboard,
@@ -141,5 +140,5 @@ def augmented_digits(data: Dataset, copies: int = 8, severity: float = 0.3) -> D
     raw = data.train.raw_x
     made = [raw]
     for seed in range(copies):
-        made += [drift.translate(raw, shape, severity, seed=seed), drift.rotate(raw, shape, severity, seed=seed)]
+        made += [shifts.translate(raw, shape, severity, seed=seed), shifts.rotate(raw, shape, severity, seed=seed)]
     return with_train(data, np.concatenate(made), np.tile(data.train.y, len(made)))

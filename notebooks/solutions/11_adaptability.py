@@ -4,7 +4,8 @@ import numpy as np
 from flax import nnx
 
 import mlkit
-from mlkit.infer import accuracy, drift
+from mlkit.data import shifts
+from mlkit.infer import accuracy
 from mlkit.lessons import check
 
 data = mlkit.load_dataset("digits", seed=0)
@@ -13,7 +14,7 @@ mlkit.fit(model, data, mlkit.TrainConfig(epochs=15, progress=False))
 
 # 1. (a): look at the standardised inverted digits: the border pixels, nearly always 0 in training,
 #    have a tiny scale, so a background of 16 becomes inputs far outside anything the weights saw.
-inverted = drift.shift(data.val, "invert", 1.0, image_shape=data.image_shape, preprocessor=data.preprocessor)
+inverted = shifts.shift(data.val, "invert", 1.0, image_shape=data.image_shape, preprocessor=data.preprocessor)
 print(f"largest standardised input: original {np.abs(data.val.x).max():.0f}, inverted {np.abs(inverted.x).max():.0f}")
 assert check.inverted_digits("a")
 
@@ -22,7 +23,7 @@ frozen = mlkit.freeze(model, data)
 base = accuracy(frozen, data.val)
 needed = None
 for n in range(20, 401, 20):
-    small = drift.finetune_data(data, "rotate", 0.6, n, seed=0)
+    small = shifts.finetune_data(data, "rotate", 0.6, n, seed=0)
     hit = accuracy(frozen, small.val)
     tuned = nnx.clone(model)
     mlkit.fit(tuned, small, mlkit.TrainConfig(epochs=20, batch_size=16, progress=False))
@@ -34,7 +35,7 @@ for n in range(20, 401, 20):
 assert check.labels_for_recovery(needed, model, data)
 
 # 3. Replay: 100 new digits plus 100 old ones, the original statistics kept; fine-tune at 1e-2 with and without.
-small = drift.finetune_data(data, "thicken", 0.6, 100, seed=0)
+small = shifts.finetune_data(data, "thicken", 0.6, 100, seed=0)
 old = np.random.default_rng(0).permutation(len(data.train))[:100]
 mixed = mlkit.data.with_train(
     small,

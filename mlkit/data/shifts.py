@@ -1,11 +1,16 @@
-"""Drift: the world the model meets after training is not the one it learned from.
+"""Shifted images: the digits as the world might change them after training (lessons 06, 11 and 13).
 
 Each shift below takes raw image rows ``(n, height * width)`` and a severity in
 [0, 1] (0 changes nothing, 1 is the strongest) and returns rows of the same
 shape and dtype, clipped to the data's value range (0-16 for the digits).
 :func:`shift` applies one to a whole Split or Dataset and re-computes ``x`` with
 the ORIGINAL pre-processing, which is how a deployed model sees new data: its
-statistics were fixed at training time. NumPy only; every random choice takes a seed.
+statistics were fixed at training time; :func:`finetune_data` adds a small
+labelled sample of the shifted digits to fine-tune on. Lesson 06 uses
+:func:`translate` and :func:`rotate` to augment the training set, lesson 11
+measures what the shifts do to a frozen model, and lesson 13 sends them to a
+server whose drift watch (:mod:`mlkit.serve.drift`) notices. NumPy only; every
+random choice takes a seed.
 """
 
 from __future__ import annotations
@@ -16,7 +21,8 @@ from typing import overload
 
 import numpy as np
 
-from mlkit.data import Dataset, Preprocessor, Split, with_preprocessor, with_train_size
+from mlkit.data.dataset import Dataset, Split, with_preprocessor, with_train_size
+from mlkit.data.preprocess import Preprocessor
 
 MAX_SHIFT = 0.25  # translation at severity 1, as a fraction of the image side
 MAX_DEGREES = 45.0  # rotation at severity 1
