@@ -153,7 +153,6 @@ def test_the_command_line_defaults_are_the_settings_defaults(tmp_path):
     for field, default in defaults.items():
         if field != "path":
             assert args[field] == default, field
-    assert mlkit.serve.run is mlkit.serve.runner.run and callable(mlkit.serve.load.run)  # no function hides a module
 
 
 def test_serving_imports_no_training_and_no_lesson_ui():
@@ -314,37 +313,36 @@ def test_batches_form_under_concurrent_load_and_never_exceed_max_batch(url, digi
 # --- errors ------------------------------------------------------------------------------------------------------
 
 ROW = ", ".join(["1"] * 63)
-BAD = {  # name -> (body, status, words the error must contain)
-    "wrong width": ('{"inputs": [[1, 2, 3]]}', 422, "64 numbers per example; got 3 features"),
-    "strings": ('{"inputs": [["1"' + ", 1" * 63 + "]]}", 422, "send JSON numbers"),
+BAD = {  # name -> (body, status, the words that matter in the error)
+    "wrong width": ('{"inputs": [[1, 2, 3]]}', 422, "got 3 features"),
+    "strings": ('{"inputs": [["1"' + ", 1" * 63 + "]]}", 422, "dtype <U"),
     "null": ('{"inputs": [[null, ' + ROW + "]]}", 422, "dtype object"),
-    "NaN token": ('{"inputs": [[NaN, ' + ROW + "]]}", 422, "Expected finite numbers; rows [0]"),
+    "NaN token": ('{"inputs": [[NaN, ' + ROW + "]]}", 422, "rows [0] hold NaN"),
     "Infinity token": ('{"inputs": [[1, ' + ROW + "], [-Infinity, " + ROW + "]]}", 422, "rows [1] hold NaN"),
-    "empty list": ('{"inputs": []}', 422, '"inputs" is empty'),
-    "no inputs key": ('{"rows": [[1]]}', 422, "got an object with keys ['rows']"),
-    "flat list": (
-        '{"inputs": [' + ROW + ", 1]}",
-        422,
-        'got a flat list of numbers. For one example send {"inputs": [[...]]}',
-    ),
-    "a list of objects": ('{"inputs": [{"a": 1}]}', 422, "got a list whose first item is an object"),
-    "a list of strings": ('{"inputs": ["hello"]}', 422, "got a list whose first item is a string ('hello')"),
-    "inputs null": ('{"inputs": null}', 422, '"inputs" must be a list; got null'),
-    "a bare string": ('"hello"', 422, "got a string ('hello')"),
-    "rows of lists": ('{"inputs": [[' + ROW + ", 1], [" + ", ".join(["[0]"] * 64) + "]]}", 422, "rows [1] hold lists"),
-    "ragged rows": ('{"inputs": [[' + ROW + ", 1], [1, 2]]}", 422, "Every row must hold 64 numbers; rows [1]"),
+    "empty list": ('{"inputs": []}', 422, '"inputs" empty'),
+    "no inputs key": ('{"rows": [[1]]}', 422, "keys ['rows']"),
+    "flat list": ('{"inputs": [' + ROW + ", 1]}", 422, "shape (64,)"),
+    "a list of objects": ('{"inputs": [{"a": 1}]}', 422, "dtype object"),
+    "a list of strings": ('{"inputs": ["hello"]}', 422, "dtype <U5"),
+    "inputs null": ('{"inputs": null}', 422, '"inputs" as null'),
+    "a bare string": ('"hello"', 422, "a string ('hello')"),
+    "rows of lists": ('{"inputs": [[' + ROW + ", 1], [" + ", ".join(["[0]"] * 64) + "]]}", 422, "lists where numbers"),
+    "ragged rows": ('{"inputs": [[' + ROW + ", 1], [1, 2]]}", 422, "rows [1] do not hold 64 numbers"),
     "malformed JSON": ('{"inputs": [[1, 2', 400, "not valid JSON"),
     "not UTF-8": (b'{"inputs": [[\xff]]}', 400, "not valid JSON"),
     "nested 5,000 deep": ('{"inputs": ' + "[" * 5000 + "]" * 5000 + "}", 400, "nested too deeply"),
     "a 5,000-digit number": ('{"inputs": [[' + "9" * 5000 + ", " + ROW + "]]}", 400, "not valid JSON"),
     "over the size limit": ('{"inputs": [' + ",".join(["[" + ROW + ", 1]"] * 8000) + "]}", 413, "1000000 bytes"),
+    "GET": (None, 405, "does not take GET"),
 }
 
 
 @pytest.mark.parametrize("case", BAD, ids=list(BAD))
 def test_bad_input_gets_a_4xx_that_says_what_was_expected_and_the_server_goes_on(case, url, digits):
     body, status, words = BAD[case]
-    response = httpx.post(f"{url}/predict", content=body, headers={"content-type": "application/json"}, timeout=TIMEOUT)
+    headers = {"content-type": "application/json"}
+    method = "GET" if body is None else "POST"
+    response = httpx.request(method, f"{url}/predict", content=body, headers=headers, timeout=TIMEOUT)
     assert response.status_code == status, response.text
     assert words in response.json()["error"], response.json()
     good = httpx.post(f"{url}/predict", json={"inputs": digits.test.raw_x[:2].tolist()}, timeout=TIMEOUT)
@@ -384,52 +382,72 @@ def test_a_client_that_stalls_mid_body_gets_a_408_and_is_let_go(url, digits):
     assert good.status_code == 200
 
 
-def test_the_fast_predict_route_answers_exactly_as_the_fastapi_route(artifacts, digits):
-    """POST /predict skips FastAPI's layers; with the short way turned off, FastAPI's route gives the same bytes."""
-    app = mlkit.serve.app.create_app(Settings(artifacts["digits"], max_batch=8))
-    bodies = [json.dumps({"inputs": digits.test.raw_x[:3].tolist()}).encode()] + [
-        b if isinstance(b, bytes) else b.encode() for b, _, _ in BAD.values()
-    ]
+OVERFLOW = [[3e38] * 64]  # finite float32 inputs whose outputs are not finite: Predictor.predict raises on them
 
-    async def both_ways():
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"max_batch": 16, "max_wait_ms": 50.0},
+        {"max_batch": 16, "max_wait_ms": 50.0, "fixed_shape": False},
+        {"max_batch": 1},
+    ],
+    ids=["fixed shape", "no fixed shape", "no batching"],
+)
+def test_a_row_that_overflows_the_model_is_its_own_requests_422_and_its_batch_mates_are_answered(
+    artifacts, predictor, digits, options
+):
+    """In process (ASGI), three requests at once: the middle one's row overflows; the others are answered as
+    ``Predictor.answer`` answers them, and every request is counted under its own status."""
+    app = mlkit.serve.app.create_app(Settings(artifacts["digits"], **options))
+    good = digits.test.raw_x[:3]
+    with pytest.raises(ValueError, match="NaN or infinite outputs"):
+        predictor.predict(OVERFLOW)
+
+    async def scenario():
         transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 50000))
         async with app.router.lifespan_context(app), httpx.AsyncClient(transport=transport, base_url="http://t") as c:
-            headers = {"content-type": "application/json"}
-            fast = [await c.post("/predict", content=body, headers=headers) for body in bodies]
-            handler, app.predict_handler = app.predict_handler, None
-            try:
-                slow = [await c.post("/predict", content=body, headers=headers) for body in bodies]
-            finally:
-                app.predict_handler = handler
-            return fast, slow
+            bodies = [good.tolist(), OVERFLOW, good.tolist()]
+            return await asyncio.gather(*(c.post("/predict", json={"inputs": rows}) for rows in bodies))
 
-    fast, slow = asyncio.run(both_ways())
-    for a, b in zip(fast, slow, strict=True):
-        assert (a.status_code, a.content) == (b.status_code, b.content)
-        assert a.headers["content-type"] == b.headers["content-type"] == "application/json"
-        assert a.headers.get("retry-after") == b.headers.get("retry-after")
-    assert fast[0].status_code == 200 and int(fast[0].headers["x-batch-rows"]) == 3
-    assert "queue;dur=" in fast[0].headers["server-timing"]
-    served, predictor = json.loads(fast[0].content), mlkit.load_predictor(artifacts["digits"])
-    assert served["labels"] == predictor.predict(digits.test.raw_x[:3]).tolist()
-    expected = at_shape(predictor, digits.test.raw_x[:3], 8)
-    np.testing.assert_array_equal(np.asarray(served["probabilities"], np.float32), expected)
-    assert served["probabilities"] == expected.tolist()  # the same float64 numbers Python's json would write
+    first, bad, last = asyncio.run(scenario())
+    assert (first.status_code, bad.status_code, last.status_code) == (200, 422, 200), bad.text
+    assert "rows [0]" in bad.json()["error"].lower()
+    if options["max_batch"] > 1:  # they shared a model call with the bad row
+        assert int(first.headers["x-batch-rows"]) > len(good)
+    if options.get("fixed_shape") is False:  # padded as predict pads: the very same answer
+        assert first.json() == last.json() == predictor.answer(good)
+    assert first.json()["labels"] == predictor.predict(good).tolist()
     counted = {
         (s.labels["path"], s.labels["status"]): s.value
-        for family in text_string_to_metric_families(app.state.mlkit.metrics.exposition().decode())
+        for family in text_string_to_metric_families(app.mlkit.metrics.exposition().decode())
         for s in family.samples
         if s.name == "mlkit_http_requests_total"
     }
-    unprocessable = sum(status == 422 for _, status, _ in BAD.values())
-    assert counted[("/predict", "200")] == 2 and counted[("/predict", "422")] == 2 * unprocessable  # both ways
+    assert counted == {("/predict", "200"): 2, ("/predict", "422"): 1}
+
+
+def test_a_regression_row_that_overflows_is_a_422_not_a_null(servers, artifacts):
+    regressor = mlkit.load_predictor(artifacts["regression"])
+    with pytest.raises(ValueError, match="NaN or infinite outputs"):
+        regressor.predict([[3e38]])
+    response = httpx.post(f"{servers['regression'].url}/predict", json={"inputs": [[3e38]]}, timeout=TIMEOUT)
+    assert response.status_code == 422 and "overflow" in response.json()["error"], response.text
+
+
+def test_importing_the_server_without_the_serve_extra_names_the_extra():
+    """With FastAPI missing, ``import mlkit.serve`` is one ImportError that says which extra to install."""
+    code = "import sys; sys.modules['fastapi'] = None\ntry:\n import mlkit.serve\nexcept ImportError as e: print(e)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and "[serve]" in done.stdout and "fastapi" in done.stdout, done.stdout + done.stderr
+    assert len(done.stdout.strip().splitlines()) == 1
 
 
 def test_unknown_routes_and_methods_answer_json_errors(url):
     missing = httpx.get(f"{url}/predictions", timeout=TIMEOUT)
     assert missing.status_code == 404 and "/predict" in missing.json()["error"]
-    wrong = httpx.get(f"{url}/predict", timeout=TIMEOUT)
-    assert wrong.status_code == 405 and "does not take GET" in wrong.json()["error"]
+    wrong = httpx.delete(f"{url}/health", timeout=TIMEOUT)
+    assert wrong.status_code == 405 and "does not take DELETE" in wrong.json()["error"]
 
 
 def test_a_full_queue_answers_503_with_retry_after_not_a_hang(servers, digits):
@@ -438,7 +456,7 @@ def test_a_full_queue_answers_503_with_retry_after_not_a_hang(servers, digits):
     statuses = sorted(r.status_code for r in responses)
     assert set(statuses) <= {200, 503} and 503 in statuses and 200 in statuses, statuses
     refused = next(r for r in responses if r.status_code == 503)
-    assert refused.headers["retry-after"] == "1" and "max_queue is 2" in refused.json()["error"]
+    assert refused.headers["retry-after"] == "1" and "max_queue" in refused.json()["error"]
     assert httpx.get(f"{slow}/health", timeout=TIMEOUT).status_code == 200
 
 
@@ -601,7 +619,7 @@ def test_a_text_artifact_answers_raw_texts_as_its_predictor_does(servers, artifa
     assert response.json()["labels"] == local.predict(texts).tolist()
     np.testing.assert_allclose(response.json()["probabilities"], local.predict_proba(texts), rtol=0, atol=1e-6)
     for body, words in (
-        ({"inputs": [[0.0] * 40]}, 'Expected a JSON object {"inputs": ["a text", ...]}'),
+        ({"inputs": [[0.0] * 40]}, '{"inputs": ["a text", ...]}'),
         ({"inputs": ["fine", "  ...  "]}, "Text 1"),
         ({"inputs": ["fine", 3]}, "Expected"),
     ):

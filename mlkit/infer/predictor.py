@@ -76,8 +76,7 @@ class Predictor:
 
     def predict(self, x) -> np.ndarray:
         """Readable labels (classification) or predicted values (regression), one per row of ``x``."""
-        out = self._run(x)
-        return self._label_array[out.argmax(-1)] if self.task == "classification" else out[:, 0]
+        return self._labels(self._run(x))
 
     def predict_proba(self, x) -> np.ndarray:
         """Class probabilities, shape ``(n, num_classes)``; each row sums to 1."""
@@ -87,6 +86,26 @@ class Predictor:
 
     def __call__(self, x) -> np.ndarray:
         return self.predict(x)
+
+    def answer(self, x) -> dict:
+        """What a served request gets for the rows ``x``: ``{"labels", "probabilities"}`` or ``{"values"}``.
+
+        It is :meth:`validate`, :meth:`outputs` and :meth:`reply` in a row, the path ``predict`` takes too; a
+        server that batches calls the three apart (validate per request, one ``outputs`` per batch, ``reply`` per
+        request on its own rows), so a served answer and ``predict`` cannot differ.
+        """
+        x = self.validate(x)
+        return self.reply(self.outputs(x), x)
+
+    def reply(self, out: np.ndarray, x: np.ndarray) -> dict:
+        """The answer for the raw outputs ``out`` of the validated rows ``x``, after the finite-output check."""
+        out = self.checked(out, x)
+        if self.task == "classification":
+            return {"labels": self._labels(out).tolist(), "probabilities": out.tolist()}
+        return {"values": out[:, 0].tolist()}
+
+    def _labels(self, out: np.ndarray) -> np.ndarray:
+        return self._label_array[out.argmax(-1)] if self.task == "classification" else out[:, 0]
 
     def validate(self, x) -> np.ndarray:
         """``x`` as a float32 ``(n, num_features)`` array, or a ValueError that says what was expected.
@@ -98,11 +117,15 @@ class Predictor:
                 "Expected a plain array; a masked array's mask would be ignored. Fill the masked values "
                 "(x.filled(value)) or drop those rows (x[~x.mask.any(axis=1)].data) first."
             )
-        x = np.asarray(x)
+        try:
+            x = np.asarray(x)
+        except ValueError:  # nested lists of different lengths or depths: numpy refuses a ragged array
+            raise ValueError(self._ragged_problem(x)) from None
         if x.dtype != np.float32:
             if x.dtype.kind not in "iuf":
                 raise ValueError(self._shape_problem(x))
-            x = x.astype(np.float32)
+            with np.errstate(over="ignore"):  # 1e39 becomes infinity, refused below
+                x = x.astype(np.float32)
         if x.ndim != 2 or x.shape[1] != self.num_features:
             raise ValueError(self._shape_problem(x))
         if not np.isfinite(x).all():
@@ -113,26 +136,30 @@ class Predictor:
             )
         return x
 
+    def _expected(self) -> str:
+        return f"a 2-D array of shape (n, {self.num_features}): one row of {self.num_features} numbers per example"
+
     def _shape_problem(self, x: np.ndarray) -> str:
-        expected = f"a 2-D array of shape (n, {self.num_features}): one row of {self.num_features} numbers per example"
         if x.dtype.kind not in "iuf":
-            return f"Expected {expected}; got dtype {x.dtype}. Convert with np.asarray(x, dtype=np.float32)."
+            return (
+                f"Expected {self._expected()}; got dtype {x.dtype} (strings, None or booleans among the numbers?). "
+                f"Convert with np.asarray(x, dtype=np.float32)."
+            )
         if x.ndim != 2:
             hint = " For a single example use x.reshape(1, -1)." if x.size == self.num_features else ""
-            return f"Expected {expected}; got shape {x.shape}.{hint}"
-        return f"Expected {expected}; got {x.shape[1]} features per row (shape {x.shape})."
+            return f"Expected {self._expected()}; got shape {x.shape}.{hint}"
+        return f"Expected {self._expected()}; got {x.shape[1]} features per row (shape {x.shape})."
+
+    def _ragged_problem(self, rows) -> str:
+        n = self.num_features
+        bad = [i for i, row in enumerate(rows) if not (isinstance(row, (list, tuple)) and len(row) == n)]
+        if bad:
+            return f"Expected {self._expected()}; rows {bad[:10]} do not hold {n} numbers."
+        return f"Expected {self._expected()}; rows hold lists where numbers go."
 
     def _run(self, x) -> np.ndarray:
         x = self.validate(x)
-        run = self._executables.get(len(x))
-        if run is not None:  # a batch that fills a compiled bucket exactly: no padding, no slicing
-            out = np.asarray(run(x))
-        elif len(x) <= self.buckets[-1]:
-            out = self._run_bucketed(x)
-        else:
-            largest = self.buckets[-1]
-            out = np.concatenate([self._run_bucketed(x[i : i + largest]) for i in range(0, len(x), largest)])
-        return self.checked(out, x)
+        return self.checked(self.outputs(x), x)
 
     @staticmethod
     def checked(out: np.ndarray, x: np.ndarray) -> np.ndarray:
@@ -146,12 +173,22 @@ class Predictor:
             )
         return out
 
-    def _run_bucketed(self, x: np.ndarray) -> np.ndarray:
+    def outputs(self, x: np.ndarray, shape: int | None = None) -> np.ndarray:
+        """The raw outputs (probabilities, or values of shape (n, 1)) for validated rows ``x``, not yet checked.
+
+        Every model call is padded to exactly ``shape`` rows when given (a server's fixed shape: an answer then
+        does not depend on which rows shared its call), else to the next bucket; more rows go in chunks.
+        """
         n = len(x)
-        bucket = self.buckets[bisect.bisect_left(self.buckets, n)] if n else self.buckets[0]
-        if bucket != n:
-            x = np.concatenate([x, np.zeros((bucket - n, x.shape[1]), np.float32)])
-        return np.asarray(self.executable(bucket)(x))[:n]
+        if shape is None and n in self._executables:  # fills a compiled program exactly: no padding, no slicing
+            return np.asarray(self._executables[n](x))
+        step = shape or self.buckets[-1]
+        if n > step:
+            return np.concatenate([self.outputs(x[i : i + step], shape) for i in range(0, n, step)])
+        size = shape or self.buckets[bisect.bisect_left(self.buckets, n)]
+        if size != n:
+            x = np.concatenate([x, np.zeros((size - n, x.shape[1]), np.float32)])
+        return np.asarray(self.executable(size)(x))[:n]
 
     def executable(self, batch: int) -> Callable:
         """The compiled function for exactly ``batch`` rows (compiled on first use, once even across threads)."""
@@ -199,8 +236,8 @@ class TextPredictor(Predictor):
         """The texts ``x`` as float32 rows of token ids, or a ValueError naming the text that cannot be read."""
         return self.tokenizer.encode(x).astype(np.float32)
 
-    def _run(self, x) -> np.ndarray:
-        return self.numeric._run(self.validate(x))
+    def outputs(self, x: np.ndarray, shape: int | None = None) -> np.ndarray:
+        return self.numeric.outputs(x, shape)
 
     def executable(self, batch: int):
         return self.numeric.executable(batch)

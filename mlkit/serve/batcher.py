@@ -1,41 +1,28 @@
 """Dynamic batching: many small requests, few model calls, and every request gets exactly its own rows.
 
 One model call for 64 rows costs little more than one for 1 row (the weights are
-read once, the dispatch is paid once), so a server that waits a moment for
-requests to pile up answers many more of them per second. The :class:`Batcher` is
-one asyncio task between the request handlers and the model:
+read once, the dispatch is paid once), so a server that waits a moment for requests
+to pile up answers many more of them per second. The :class:`Batcher` is one
+asyncio task between the request handlers and the model:
 
 - a handler ``await submit(rows)``: its rows join a FIFO queue (a full queue raises
   :class:`QueueFull` at once, for a 503, rather than letting waits grow without bound);
-- the task takes rows from the head of the queue until it has ``max_batch`` of them
-  or the OLDEST waiting request has waited ``max_wait_s``, whichever comes first, or
-  until no other request can join (``may_join``, when given, says how many more
-  requests could arrive now; the server counts its open connections that have no
-  request in the queue, since an HTTP/1.1 connection carries one request at a time,
-  so 32 clients that all wait for their answers do not also wait out ``max_wait_s``).
-  A request with more rows than fit is split across consecutive batches; a batch
-  never holds more than ``max_batch`` rows;
-- the model call runs on one worker thread (``run_in_executor``), so the event loop
-  keeps accepting and parsing requests while the model computes; those requests form
-  the next batch. One call at a time: the model's own kernels already use the cores.
-  A model whose calls take less than ``inline_below_s`` (measured: a running mean of
-  the last calls; the first call always goes to the thread) is called on the event
-  loop itself instead: handing a call to a thread and back costs tens of microseconds,
-  and up to the interpreter's switch interval (5 ms) while the event loop is busy,
-  since the thread must wait for the GIL; a call of a few tens of microseconds is far
-  cheaper made in place. ``inline_below_s=0`` (the default) always uses the thread;
-- each request's future gets its rows of the outputs, in its order, with how long
-  it waited in the queue and how long the model calls it was part of took.
+- the task takes rows from the head of the queue until it has ``max_batch`` of them,
+  the OLDEST waiting request has waited ``max_wait_s``, or no other request can join
+  (``may_join``: the server's open connections without a request in the queue, since
+  an HTTP/1.1 connection carries one request at a time). A request with more rows
+  than fit is split across consecutive batches;
+- the model call runs on one worker thread, so the event loop keeps accepting and
+  parsing the requests that form the next batch; a model whose calls take less than
+  ``inline_below_s`` on average (a hand-off to a thread and back costs tens of
+  microseconds, and up to the 5 ms switch interval while the loop is busy) is called
+  on the event loop itself;
+- each request's future gets its rows of the outputs, in order, with how long it
+  waited in the queue and how long its model calls took.
 
-The per-request work is kept small, since for a small model it is most of the
-server's time: a request is one queue entry and one future; the task is woken by an
-arrival only when it waits for a first request or the batch has just filled, and
-otherwise by one timer per batch at the oldest request's deadline.
-
-Grouping cannot change an answer when the model call itself is row-independent
-(see ``Settings.fixed_shape``). The batcher knows nothing about models: ``compute``
-is any function from a float32 ``(n, features)`` array to ``n`` rows of outputs,
-which is how the tests drive it with a fake model.
+``compute`` is any function from a float32 ``(n, features)`` array to ``n`` rows of
+outputs (the tests drive it with a fake model); grouping cannot change an answer when
+that call is row-independent (see ``Settings.fixed_shape``).
 """
 
 from __future__ import annotations
@@ -164,7 +151,7 @@ class Batcher:
             raise Closed("The server is shutting down and takes no new requests.")
         queue = self._queue
         if len(queue) >= self.max_queue:
-            raise QueueFull(f"{len(queue)} requests are already waiting (max_queue is {self.max_queue}).")
+            raise QueueFull(f"Too busy: {len(queue)} requests are already waiting (max_queue is {self.max_queue}).")
         if len(x) == 0:
             raise ValueError("submit needs at least one row.")
         loop = self._loop or asyncio.get_running_loop()

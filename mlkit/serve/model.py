@@ -4,21 +4,18 @@
 reload, so a reload checks exactly what a start checks: the artifact loads (signed
 with the server's key if it has one; otherwise its program is first run in a child
 process unless this machine signed it, see :mod:`mlkit.infer.verify`), the batch
-shape compiles (before any request waits on it) and one prediction on a typical row
-(the training mean) comes out with the right shape, finite, and, for a classifier,
-as probabilities. Anything else is a ValueError that names the file
-and the problem, and the model already serving is left alone.
+shape compiles (before any request waits on it) and the answer for one typical row
+(the training mean) passes the predictor's own checks and, for a classifier, is
+probabilities. Anything else is a ValueError that names the file and the problem,
+and the model already serving is left alone.
 
-:meth:`ServedModel.outputs` is the call the batcher makes for a batch of rows;
-:meth:`ServedModel.answer` turns those outputs into the JSON a client gets. They
-split :meth:`Predictor.predict` and :meth:`Predictor.predict_proba` in two so a
-classifier's labels and probabilities come from one model call, by the same
-arithmetic (argmax over the probabilities, looked up in the labels).
+Validation, padding, the finite-output check and the labels are the predictor's
+(``validate``, ``outputs``, ``reply``); this module only adds what serving needs:
+the fixed batch shape, the optional delay, and what ``/metadata`` says.
 """
 
 from __future__ import annotations
 
-import functools
 import os
 import time
 from dataclasses import dataclass, field
@@ -26,7 +23,6 @@ from pathlib import Path
 
 import numpy as np
 
-from mlkit.data import Preprocessor
 from mlkit.infer import Predictor, load_predictor, read_metadata
 from mlkit.infer.predictor import TextPredictor
 from mlkit.serve.settings import Settings
@@ -64,11 +60,6 @@ class ServedModel:
         """Whether clients send raw texts (a text model; the server tokenizes them) instead of rows of numbers."""
         return isinstance(self.predictor, TextPredictor)
 
-    @functools.cached_property
-    def rows(self) -> Predictor:
-        """The predictor of numeric rows the batcher calls: the token-id model of a text predictor, else itself."""
-        return self.predictor.numeric if isinstance(self.predictor, TextPredictor) else self.predictor
-
     @property
     def inputs(self) -> str:
         """What one example is, in a few words: "64 inputs", or "texts of up to 40 words"."""
@@ -85,28 +76,10 @@ class ServedModel:
         return f'a JSON object {{"inputs": [[{n} numbers], ...]}}, one list of {n} raw features per example'
 
     def outputs(self, x: np.ndarray) -> np.ndarray:
-        """The model's raw outputs for the float32 rows ``x`` (probabilities, or values of shape (n, 1))."""
+        """The predictor's raw outputs for a batch of validated rows, every call padded to ``batch_shape``."""
         if self.delay_s:
             time.sleep(self.delay_s)
-        n = len(x)
-        if self.batch_shape is None or n > self.batch_shape:
-            if self.task == "classification":
-                return self.rows.predict_proba(x)
-            return self.rows.predict(x)[:, None]
-        if n < self.batch_shape:
-            x = np.concatenate([x, np.zeros((self.batch_shape - n, x.shape[1]), np.float32)])
-        return np.asarray(self.rows.executable(self.batch_shape)(x))[:n]
-
-    @functools.cached_property
-    def label_array(self) -> np.ndarray:
-        """The labels, in label order, as one array (looked up by each answer's argmax)."""
-        return np.asarray(self.predictor.labels)
-
-    def answer(self, outputs: np.ndarray) -> dict:
-        """The JSON body for these outputs: labels and probabilities, or values."""
-        if self.task == "classification":
-            return {"labels": self.label_array[outputs.argmax(-1)].tolist(), "probabilities": outputs.tolist()}
-        return {"values": outputs[:, 0].tolist()}
+        return self.predictor.outputs(x, self.batch_shape)
 
     def describe(self) -> dict:
         """What a client needs to know to call this model (part of GET /metadata)."""
@@ -127,50 +100,28 @@ class ServedModel:
             "batch_shape": self.batch_shape,
             "loaded_at": self.loaded_at,
             "versions": self.versions,
-            "preprocessor": None if pre is None else {"kind": pre.kind, **_statistics(pre)},
+            "preprocessor": None
+            if pre is None
+            else {"kind": pre.kind, "mean": pre.mean.tolist(), "scale": pre.scale.tolist()},
         }
 
 
-def load_model(
-    path: str | os.PathLike,
-    *,
-    max_batch: int,
-    fixed_shape: bool = True,
-    delay_ms: float = 0.0,
-    key: bytes | None = None,
-) -> ServedModel:
-    """Load the artifact at ``path``, compile what serving ``max_batch`` rows needs, and check one prediction.
-
-    With ``key``, only an artifact signed with it loads.
-    """
-    path = Path(path)
-    predictor = load_predictor(path, key=key)  # FileNotFoundError / ValueError with the artifact's own message
+def load_for(settings: Settings, path: str | os.PathLike | None = None) -> ServedModel:
+    """Load the artifact at ``path`` (default ``settings.path``), compile what serving ``settings.max_batch`` rows
+    needs, and check one answer; with ``settings.key``, only an artifact signed with it loads."""
+    path = Path(settings.path if path is None else path)
+    predictor = load_predictor(path, key=settings.key)  # FileNotFoundError / ValueError with the artifact's message
     if predictor.task not in ("classification", "regression"):
         raise ValueError(f"{path}: task must be classification or regression, got {predictor.task!r}.")
-    versions = {}
-    if path.is_dir():
-        versions = read_metadata(path, key=key)["versions"]
-    model = ServedModel(predictor, path, max_batch if fixed_shape else None, delay_ms / 1000, versions=versions)
-    if fixed_shape:
-        predictor.executable(max_batch)
-    else:
-        for bucket in predictor.buckets:
-            predictor.executable(bucket)
-            if bucket >= max_batch:
-                break
+    versions = read_metadata(path, key=settings.key)["versions"] if path.is_dir() else {}
+    shape = settings.max_batch if settings.fixed_shape else None
+    model = ServedModel(predictor, path, shape, settings.model_delay_ms / 1000, versions=versions)
+    for bucket in [shape] if shape else predictor.buckets:
+        predictor.executable(bucket)
+        if bucket >= settings.max_batch:
+            break
     _check(model)
     return model
-
-
-def load_for(settings: Settings, path: str | os.PathLike | None = None) -> ServedModel:
-    """:func:`load_model` for a server with these settings (``path``: another artifact than ``settings.path``)."""
-    return load_model(
-        settings.path if path is None else path,
-        max_batch=settings.max_batch,
-        fixed_shape=settings.fixed_shape,
-        delay_ms=settings.model_delay_ms,
-        key=settings.key,
-    )
 
 
 class Incompatible(ValueError):
@@ -197,27 +148,21 @@ def check_compatible(old: ServedModel, new: ServedModel) -> None:
 
 
 def _check(model: ServedModel) -> None:
-    """One prediction on a typical row, checked, so a reload never swaps in a model that cannot answer."""
+    """One answer for a typical row, checked, so a reload never swaps in a model that cannot answer."""
     pre = model.predictor.preprocessor
     row = (pre.mean if pre is not None else np.zeros(model.num_features, np.float32)).astype(np.float32)[None, :]
     try:
         out = np.asarray(model.outputs(row))
+        width = len(model.labels) if model.task == "classification" else 1
+        if out.shape != (1, width):
+            raise ValueError(f"expected {width} numbers for one row, got shape {out.shape}")
+        model.predictor.reply(out, row)  # the finite-output check every served answer passes
     except Exception as e:  # whatever the runtime raises, the artifact is what is wrong
         raise ValueError(
-            f"{model.path} loaded but cannot predict ({type(e).__name__}: {e}). Re-save the artifact."
+            f"{model.path} loaded but cannot answer ({type(e).__name__}: {e}). Re-save the artifact."
         ) from e
-    width = len(model.labels) if model.task == "classification" else 1
-    if out.shape != (1, width) or not np.isfinite(out).all():
-        raise ValueError(
-            f"{model.path} loaded but its test prediction is wrong: expected {width} finite numbers for one row, "
-            f"got shape {out.shape} ({out.ravel()[:5].tolist()}). Re-save the artifact."
-        )
     if model.task == "classification" and not (abs(float(out.sum()) - 1) < 1e-3 and (out >= 0).all()):
         raise ValueError(
             f"{model.path} loaded but its outputs are not probabilities (they sum to {float(out.sum()):.4f}). "
             f"Re-save the artifact from mlkit.freeze."
         )
-
-
-def _statistics(pre: Preprocessor) -> dict:
-    return {"mean": pre.mean.tolist(), "scale": pre.scale.tolist()}
