@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 KERNEL := mlkit
 
-.PHONY: lab test lint env browser bench site clean
+.PHONY: lab test check lint env browser bench site clean
 
 env: $(VENV)/.installed
 
@@ -35,9 +35,16 @@ lint: env
 	$(VENV)/bin/mypy
 
 # Lint and types first, then pytest for the package, nbval for every notebook, in one run
-# (the browser test and the wheel test included).
+# (the browser test and the wheel test included). Two pytest-xdist workers, one file each at a time
+# (--dist loadfile: a notebook's cells share one kernel, a module's fixtures one process).
+PYTEST := $(PY) -m pytest -n 2 --dist loadfile
 test: env browser lint
-	$(PY) -m pytest tests notebooks --nbval-lax --nbval-kernel-name $(KERNEL) --durations=5
+	$(PYTEST) tests notebooks --nbval-lax --nbval-kernel-name $(KERNEL) --durations=10
+
+# The inner loop: lint, types and the unit tests, without the notebooks, the browser, the site, the wheel and the bench.
+check: env lint
+	$(PYTEST) tests --ignore=tests/test_browser.py --ignore=tests/test_site.py --ignore=tests/test_wheel.py \
+	  --ignore=tests/test_bench.py --ignore=tests/test_solutions.py --ignore=tests/test_lab_setup.py
 
 # wrk, the load generator the serving benchmark prefers (a C client that leaves the cores to the servers):
 # installed with apt when missing and we are root; otherwise the bench uses its own aiohttp client and says so.
