@@ -53,7 +53,7 @@ x, y = jax.numpy.asarray(data.train.x), jax.numpy.asarray(data.train.y)
 state = ((params, rest, mlkit.train.make_optimizer(config).init(params)), x, y, jax.random.key(0))
 for name, m in (("hlo_one", None), ("hlo_mesh", mesh)):
     with jax.set_mesh(m):
-        static = (graphdef, data.task, config.optimizer, config.batch_size, config.shuffle)
+        static = (graphdef, data.task, train.optimizer(config.optimizer), config.batch_size, config.shuffle)
         run, _ = compiled(train.train_epoch, static, *parallel.replicate(state, m))
     out[name] = run.as_text()
 

@@ -1,4 +1,5 @@
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 from flax import nnx
@@ -72,6 +73,27 @@ def test_learning_rate_change_compiles_nothing(digits):
     assert stats["compiles"] == before and 0 == slow.compile_time == fast.compile_time == decayed.compile_time
     assert slow.train_loss[-1] > base.train_loss[-1] > fast.train_loss[-1]  # the new learning rates took effect
     assert decayed.train_loss != base.train_loss  # and so did the weight decay
+
+
+def test_one_optimiser_per_kind_steps_a_state_made_with_any_learning_rate(digits):
+    """The step gets one optimiser object per kind (so its program stays cached); the values are in the state."""
+    assert mlkit.train.optimizer("sgd") is mlkit.train.optimizer("sgd")
+    model = small_model(digits)
+    model.train()
+    graphdef, params, rest = mlkit.models.split_params(model)
+    batch = (jnp.asarray(digits.train.x[:32]), jnp.asarray(digits.train.y[:32]))
+    steps = {}
+    for lr in (0.1, 0.5):
+        state = mlkit.train.make_optimizer(mlkit.TrainConfig(optimizer="sgd", learning_rate=lr)).init(params)
+        carry = (params, rest, state)
+        (stepped, _, _), _ = mlkit.train.train_step(graphdef, digits.task, mlkit.train.optimizer("sgd"), carry, batch)
+        moved = jax.tree.map(lambda a, b, lr=lr: (a - b) / lr, params, stepped)
+        steps[lr] = [np.asarray(d) for d in jax.tree.leaves(moved)]
+    for small, large in zip(steps[0.1], steps[0.5], strict=True):  # both moved by lr x the same gradient
+        np.testing.assert_allclose(small, large, rtol=1e-4, atol=1e-6)
+    assert any(np.abs(g).max() > 0 for g in steps[0.1])
+    with pytest.raises(ValueError, match="adagrad"):
+        mlkit.train.optimizer("adagrad")
 
 
 def test_shape_change_does_compile(digits):
@@ -172,15 +194,15 @@ def test_early_stopping_restores_the_best_epoch(digits):
 @pytest.mark.parametrize(
     "changes, message",
     [
-        ({"learning_rate": 0.0}, "learning_rate must be a positive number"),
-        ({"learning_rate": -1e-3}, "learning_rate must be a positive number"),
-        ({"batch_size": 0}, "batch_size must be a whole number >= 1"),
-        ({"epochs": 0}, "epochs must be"),
-        ({"optimizer": "adagrad"}, "optimizer must be one of"),
-        ({"patience": 0}, "patience must be"),
-        ({"learning_rate": "1e-3"}, "learning_rate must be a positive number, got '1e-3'"),  # not a TypeError
-        ({"momentum": "0.9"}, "momentum must be a number in"),
-        ({"weight_decay": None}, "weight_decay must be a number >= 0, got None"),
+        ({"learning_rate": 0.0}, "learning_rate"),
+        ({"learning_rate": -1e-3}, "learning_rate"),
+        ({"batch_size": 0}, "batch_size"),
+        ({"epochs": 0}, "epochs"),
+        ({"optimizer": "adagrad"}, "optimizer"),
+        ({"patience": 0}, "patience"),
+        ({"learning_rate": "1e-3"}, "learning_rate"),  # a ValueError, not a bare TypeError
+        ({"momentum": "0.9"}, "momentum"),
+        ({"weight_decay": None}, "weight_decay"),
     ],
 )
 def test_invalid_hyperparameters_fail_at_once(changes, message):
@@ -195,13 +217,13 @@ def test_unknown_hyperparameter_is_an_error():
 
 def test_problems_are_found_before_compiling(digits):
     before = stats["compiles"]
-    with pytest.raises(ValueError, match="batch_size 5000 is larger than the training split"):
+    with pytest.raises(ValueError, match="larger than the training split"):
         mlkit.fit(small_model(digits), digits, mlkit.TrainConfig(batch_size=5000, progress=False))
-    with pytest.raises(ValueError, match="outputs 3 values per example but the data set needs 10"):
+    with pytest.raises(ValueError, match="num_classes=10"):
         mlkit.fit(mlkit.MLP(64, (8,), 3), digits, mlkit.TrainConfig(**QUICK))
-    with pytest.raises(ValueError, match="does not accept inputs with 64 features"):
+    with pytest.raises(ValueError, match="64 features"):
         mlkit.fit(mlkit.MLP(10, (8,), 10), digits, mlkit.TrainConfig(**QUICK))
-    with pytest.raises(ValueError, match="dropout must be in"):
+    with pytest.raises(ValueError, match="dropout"):
         mlkit.MLP(64, (8,), 10, dropout=1.5)
     assert stats["compiles"] == before
 
@@ -210,7 +232,7 @@ def test_nan_in_training_data_is_refused(digits):
     x = digits.train.raw_x.copy()
     x[3, 5] = np.nan
     data = mlkit.make_dataset(x, digits.train.y, preprocess="none")
-    with pytest.raises(ValueError, match="NaN or infinite"):
+    with pytest.raises(ValueError, match="NaN"):
         mlkit.fit(small_model(data), data, mlkit.TrainConfig(**QUICK))
 
 

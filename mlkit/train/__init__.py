@@ -7,7 +7,7 @@ device mesh (``parallel``).
 
 from mlkit.train import compiled, parallel
 from mlkit.train.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
-from mlkit.train.config import OPTIMIZERS, TrainConfig, make_optimizer
+from mlkit.train.config import OPTIMIZERS, TrainConfig, make_optimizer, optimizer
 from mlkit.train.loop import History, fit
 from mlkit.train.steps import apply, eval_epoch, evaluate, per_example_loss, train_epoch, train_step
 from mlkit.train.sweeps import SweepResult, sweep
@@ -25,6 +25,7 @@ __all__ = [
     "fit",
     "load_checkpoint",
     "make_optimizer",
+    "optimizer",
     "parallel",
     "per_example_loss",
     "save_checkpoint",

@@ -8,6 +8,7 @@ changing one compiles nothing.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import numbers
 from dataclasses import dataclass
@@ -74,5 +75,23 @@ injected = optax.inject_hyperparams(_optimizer, static_args="kind")
 
 
 def make_optimizer(config: TrainConfig) -> optax.GradientTransformation:
-    """The optimiser named in ``config`` with its numeric hyperparameters injected as state."""
+    """The optimiser named in ``config`` with its numeric hyperparameters injected as state.
+
+    ``make_optimizer(config).init(params)`` is the state training starts from; the compiled step
+    updates it with :func:`optimizer` of the same kind.
+    """
     return injected(config.learning_rate, config.weight_decay, config.momentum, kind=config.optimizer)
+
+
+@functools.cache
+def optimizer(kind: str) -> optax.GradientTransformation:
+    """The optimiser ``kind`` (one of ``OPTIMIZERS``), built once and handed to the compiled step.
+
+    Its ``update`` reads the learning rate, weight decay and momentum from the optimiser *state*,
+    so this one object steps a state made by ``make_optimizer`` with any values, and, being the same
+    object every time, keeps the step's compiled program in the cache: a new value compiles nothing.
+    The zeros it is built with are never used: start from ``make_optimizer(config).init(params)``.
+    """
+    if kind not in OPTIMIZERS:
+        raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {kind!r}")
+    return injected(0.0, 0.0, 0.0, kind=kind)

@@ -24,7 +24,7 @@ from mlkit.data import Dataset
 from mlkit.models import eval_view, split_params
 from mlkit.train import parallel
 from mlkit.train.compiled import compiled
-from mlkit.train.config import TrainConfig, make_optimizer
+from mlkit.train.config import TrainConfig, make_optimizer, optimizer
 from mlkit.train.steps import EXPLOSION_FACTOR, eval_epoch, explosion_limit, train_epoch
 
 
@@ -98,9 +98,8 @@ def fit(
     history = History()
     state, x, y, vx, vy, keys = parallel.replicate(((params, rest, opt_state), x, y, vx, vy, keys), mesh)
     with jax.set_mesh(mesh):  # train_epoch splits each mini-batch over this mesh; None: one device
-        epoch_fn, seconds = compiled(
-            train_epoch, (graphdef, task, config.optimizer, config.batch_size, config.shuffle), state, x, y, keys[0]
-        )
+        static = (graphdef, task, optimizer(config.optimizer), config.batch_size, config.shuffle)
+        epoch_fn, seconds = compiled(train_epoch, static, state, x, y, keys[0])
         eval_fn, seconds_eval = compiled(eval_epoch, (eval_graphdef, task, min(len(vy), 512)), *state[:2], vx, vy)
     history.compile_time = seconds + seconds_eval
     limit = explosion_limit(data, float(eval_fn(state[0], state[1], vx, vy)[0]))

@@ -18,7 +18,6 @@ from mlkit.data import Dataset, Split
 from mlkit.models import eval_view, split_params
 from mlkit.train import parallel
 from mlkit.train.compiled import compiled
-from mlkit.train.config import injected
 
 
 def per_example_loss(outputs: jax.Array, y: jax.Array, task: str) -> tuple[jax.Array, jax.Array]:
@@ -54,13 +53,13 @@ def _loss_fn(graphdef, task, params, rest, x, y):
     return losses.mean(), (nnx.state(model, nnx.Not(nnx.Param)), correct.sum())
 
 
-def train_step(graphdef, task, kind, carry, batch):
-    """One gradient step on one batch: the whole of training, in four lines."""
+def train_step(graphdef, task, tx: optax.GradientTransformation, carry, batch):
+    """One gradient step on one batch with the optimiser ``tx``: the whole of training, in four lines."""
     params, rest, opt_state = carry
     (loss, (rest, correct)), grads = jax.value_and_grad(_loss_fn, argnums=2, has_aux=True)(
         graphdef, task, params, rest, *batch
     )
-    updates, opt_state = injected(0.0, 0.0, 0.0, kind=kind).update(grads, opt_state, params)
+    updates, opt_state = tx.update(grads, opt_state, params)
     return (optax.apply_updates(params, updates), rest, opt_state), (loss, correct)
 
 
@@ -80,13 +79,17 @@ def _unroll(steps: int, batch_size: int) -> int:
     return 2 if batch_size <= 64 else 1
 
 
-def train_epoch(graphdef, task, kind, batch_size, shuffle, state, x, y, key):
-    """One (shuffled) pass over (x, y) as a single scan of train steps."""
+def train_epoch(graphdef, task, tx, batch_size, shuffle, state, x, y, key):
+    """One (shuffled) pass over (x, y) as a single scan of train steps with the optimiser ``tx``.
+
+    ``tx`` is a static argument, part of the compiled program's cache key: pass the one object
+    :func:`mlkit.train.config.optimizer` keeps per kind, whose hyperparameters are in ``state``.
+    """
     steps = x.shape[0] // batch_size
     order = jax.random.permutation(key, x.shape[0]) if shuffle else jnp.arange(x.shape[0])
     order = order[: steps * batch_size].reshape(steps, batch_size)
     batch = lambda idx: parallel.shard_batch((x[idx], y[idx]))
-    step = lambda carry, idx: train_step(graphdef, task, kind, carry, batch(idx))
+    step = lambda carry, idx: train_step(graphdef, task, tx, carry, batch(idx))
     state, (losses, correct) = jax.lax.scan(step, state, order, unroll=_unroll(steps, batch_size))
     return state, losses.mean(), correct.sum() / (steps * batch_size)
 

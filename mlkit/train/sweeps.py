@@ -22,7 +22,7 @@ from flax import nnx
 from mlkit.data import Dataset
 from mlkit.models import eval_view, split_params
 from mlkit.train.compiled import compiled
-from mlkit.train.config import TrainConfig, make_optimizer
+from mlkit.train.config import TrainConfig, make_optimizer, optimizer
 from mlkit.train.steps import eval_epoch, explosion_limit, train_epoch
 
 
@@ -71,8 +71,8 @@ def diverged_runs(train_loss: np.ndarray, val_loss: np.ndarray, limits: np.ndarr
     )
 
 
-def sweep_epoch(graphdef, task, kind, batch_size, shuffle, states, x, y, keys):
-    one = functools.partial(train_epoch, graphdef, task, kind, batch_size, shuffle)
+def sweep_epoch(graphdef, task, tx, batch_size, shuffle, states, x, y, keys):
+    one = functools.partial(train_epoch, graphdef, task, tx, batch_size, shuffle)
     return jax.vmap(one, in_axes=(0, None, None, 0))(states, x, y, keys)
 
 
@@ -106,7 +106,7 @@ def sweep(
     eval_graphdef = nnx.graphdef(eval_view(model))
     x, y, vx, vy = (jnp.asarray(a) for a in (data.train.x, data.train.y, data.val.x, data.val.y))
     keys = jnp.stack([jax.random.split(jax.random.key(seed), config.epochs) for _, seed in runs])
-    static = (graphdef, data.task, config.optimizer, config.batch_size, config.shuffle)
+    static = (graphdef, data.task, optimizer(config.optimizer), config.batch_size, config.shuffle)
     with jax.set_mesh(None):  # one device: a mesh the user set globally must not split these runs
         epoch_fn, compile_train = compiled(sweep_epoch, static, state, x, y, keys[:, 0])
         eval_fn, compile_eval = compiled(
