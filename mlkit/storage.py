@@ -5,9 +5,10 @@ Shared by the three formats mlkit writes (the jax.export artifact directory, the
 
 - :func:`write_atomically` writes a file beside its target and renames it into
   place, so a reader sees the old file or the new one, never half of one.
-- :func:`exchange` swaps two directories in one step (``renameat2`` with
-  ``RENAME_EXCHANGE`` on Linux, ``renamex_np`` with ``RENAME_SWAP`` on macOS), so a
-  directory that is being replaced is never missing at any instant.
+- :func:`write_directory` writes a directory beside its target and swaps the two
+  with :func:`exchange`, in one step (``renameat2`` with ``RENAME_EXCHANGE`` on
+  Linux, ``renamex_np`` with ``RENAME_SWAP`` on macOS), so a directory that is being
+  replaced is never missing or half-written at any instant.
 - :func:`read_file` refuses a symbolic link, anything that is not a plain file and
   a file larger than a cap, all before reading a byte.
 - :func:`parse_json` refuses nesting deeper than a bound (checked on the bytes,
@@ -19,9 +20,11 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import errno
+import glob
 import json
 import os
 import re
+import shutil
 import stat
 import sys
 import tempfile
@@ -50,6 +53,65 @@ def write_atomically(path: Path, data: bytes) -> Path:
         raise
     sync_directory(path.parent)
     return path
+
+
+def write_directory(path: Path, files: dict[str, bytes]) -> None:
+    """Make ``path`` a directory holding exactly ``files``; at no instant is it missing or incomplete.
+
+    The files are written into a hidden sibling directory, which then trades places with
+    the old ``path`` in one :func:`exchange` before the old one is deleted. A write killed
+    half-way leaves a hidden directory that the next write to the same path removes.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    prefix = f".{path.name}.saving-"
+    for left in path.parent.glob(glob.escape(prefix) + "*"):  # what writes killed half-way left behind
+        pid = left.name[len(prefix) :].split("-")[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(left, ignore_errors=True)
+    staging = Path(tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}-", dir=path.parent))
+    try:
+        staging.chmod(0o755)  # mkdtemp makes it private; what mlkit saves is meant to be shared
+        for name, data in files.items():
+            _write(staging / name, data)
+        sync_directory(staging)
+        _take_place(staging, path)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)  # a half-written new directory, or the old one after the swap
+    sync_directory(path.parent)
+
+
+def _take_place(staging: Path, path: Path) -> None:
+    """Give the complete ``staging`` directory the name ``path``; what was there ends up at ``staging``."""
+    try:
+        os.rename(staging, path)  # nothing there yet (or an empty directory): one rename
+        return
+    except OSError as e:
+        if e.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+            raise
+    if exchange(staging, path):
+        return
+    # This system cannot swap two directories: two renames, with a moment between them when path is missing.
+    aside = staging.with_name(staging.name + "-old")
+    os.rename(path, aside)
+    os.rename(staging, path)
+    os.rename(aside, staging)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
+
+
+def _write(file: Path, data: bytes) -> None:
+    with open(file, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
 
 
 def sync_directory(path: Path) -> None:
@@ -120,10 +182,17 @@ def read_file(
                 f"points to. Replace the link with a copy of the file."
             ) from e
         raise
-    with os.fdopen(fd, "rb") as f:
-        info = os.fstat(f.fileno())
+    try:  # checked before fdopen, which refuses a directory with a bare "[Errno 21] Is a directory"
+        info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
-            raise ValueError(f"{what} is not a plain file. Copy the artifact again or re-save it.")
+            kind = "a directory" if stat.S_ISDIR(info.st_mode) else "a pipe or a device"
+            raise ValueError(
+                f"{what} is not a plain file but {kind}: mlkit reads only files. Copy it again or re-save it."
+            )
+    except BaseException:
+        os.close(fd)
+        raise
+    with os.fdopen(fd, "rb") as f:
         if info.st_size > cap:
             raise ValueError(
                 f"{what} is {info.st_size:,} bytes, more than the {cap:,} allowed ({limit or 'a fixed limit'}): "

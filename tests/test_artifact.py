@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 import mlkit
+from mlkit import storage
 from mlkit.infer import artifact, verify
 from mlkit.serve.model import load_for
 from mlkit.serve.settings import Settings
@@ -306,6 +307,19 @@ def test_symbolic_links_and_special_files_are_never_read(copy, tmp_path):
         artifact.read_metadata(copy)
 
 
+@pytest.mark.parametrize("name", [artifact.METADATA, artifact.MANIFEST, artifact.SIGNATURE])
+def test_a_directory_in_place_of_a_file_is_refused_by_name(copy, name):
+    (copy / name).unlink()
+    (copy / name).mkdir()
+    with pytest.raises(ValueError, match=rf"{name} is not a plain file but a directory"):
+        mlkit.load_predictor(copy)
+
+
+def test_a_key_file_that_is_a_directory_is_refused_by_name(tmp_path):
+    with pytest.raises(ValueError, match=r"\(--key-file\) is a directory"):
+        verify.key_from(tmp_path)
+
+
 def test_sizes_are_checked_before_anything_is_read(copy):
     huge = 300 << 20
     with open(copy / artifact.METADATA, "r+b") as f:
@@ -565,7 +579,7 @@ def test_a_child_that_crashes_gives_a_clear_error_and_the_caller_survives(never_
 
 def test_a_crash_mid_save_leaves_the_old_artifact_intact(trained, digits, copy, monkeypatch):
     before = mlkit.load_predictor(copy).predict(digits.test.raw_x[:20])
-    real_write = artifact._write
+    real_write = storage._write
 
     def crash(file, data):
         if file.name == artifact.PAYLOAD:
@@ -573,7 +587,7 @@ def test_a_crash_mid_save_leaves_the_old_artifact_intact(trained, digits, copy, 
             raise OSError("No space left on device")
         real_write(file, data)
 
-    monkeypatch.setattr(artifact, "_write", crash)
+    monkeypatch.setattr(storage, "_write", crash)
     renamed = mlkit.freeze(trained, digits, labels=[f"d{i}" for i in range(10)])
     for target in (copy, copy.parent / "fresh"):
         with pytest.raises(OSError, match="No space"):
@@ -589,7 +603,7 @@ def test_a_failure_at_the_swap_leaves_the_old_artifact_intact(trained, digits, c
     def power_cut(a, b):
         raise OSError("power cut")
 
-    monkeypatch.setattr(artifact, "exchange", power_cut)
+    monkeypatch.setattr(storage, "exchange", power_cut)
     with pytest.raises(OSError, match="power cut"):
         mlkit.save_predictor(mlkit.freeze(trained, digits, labels=[f"d{i}" for i in range(10)]), copy)
     np.testing.assert_array_equal(mlkit.load_predictor(copy).predict(digits.test.raw_x[:20]), before)
@@ -597,7 +611,7 @@ def test_a_failure_at_the_swap_leaves_the_old_artifact_intact(trained, digits, c
 
 
 def test_without_an_atomic_swap_saving_still_works(trained, digits, copy, monkeypatch):
-    monkeypatch.setattr(artifact, "exchange", lambda a, b: False)  # a system or file system that cannot swap
+    monkeypatch.setattr(storage, "exchange", lambda a, b: False)  # a system or file system that cannot swap
     mlkit.save_predictor(mlkit.freeze(trained, digits, labels=[f"d{i}" for i in range(10)]), copy)
     assert mlkit.load_predictor(copy).labels[0] == "d0"
     assert sorted(p.name for p in copy.parent.iterdir()) == ["copy"]

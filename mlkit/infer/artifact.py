@@ -28,7 +28,7 @@ platforms and devices must match the metadata.
 
 Saving writes the new artifact completely into a hidden sibling directory, which
 then trades places with the old one in one atomic exchange
-(:func:`mlkit.storage.exchange`) before the old one is deleted, so the path is
+(:func:`mlkit.storage.write_directory`) before the old one is deleted, so the path is
 never missing or half-written. A reader holds the directory it opened: it reads
 all of the old artifact or all of the new one, and starts again if a save removed
 the old one under it. A save killed half-way leaves a hidden directory that the
@@ -39,16 +39,12 @@ from __future__ import annotations
 
 import collections
 import dataclasses
-import errno
-import glob
 import hashlib
 import importlib.metadata
 import json
 import math
 import os
 import re
-import shutil
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -63,7 +59,7 @@ from mlkit.infer.onnx_format import load_onnx, save_onnx
 from mlkit.infer.predictor import Predictor
 from mlkit.infer.text import text_metadata, text_problem, with_text
 from mlkit.infer.verify import as_key, check_program, machine_key, run_in_child, sign, signed_with
-from mlkit.storage import exchange, parse_json, read_file, sync_directory
+from mlkit.storage import parse_json, read_file, write_directory
 
 FORMAT = "mlkit.predictor"
 FORMAT_VERSION = 2  # 2: manifest.json covers every file; 1 (mlkit 0.1): only the payload's sha256, in metadata
@@ -151,7 +147,7 @@ def save_predictor(
     files = {PAYLOAD: payload, METADATA: described, MANIFEST: manifest.encode()}
     if signing_key is not None:
         files[SIGNATURE] = sign(files[MANIFEST], signing_key)
-    _write_directory(path, files)
+    write_directory(path, files)
     return path
 
 
@@ -648,57 +644,3 @@ def _check_target(path: Path) -> None:
             f"Refusing to save over {path}: it exists and is not a predictor artifact. "
             f"Expected a new path, an empty directory or an earlier artifact; choose another path."
         )
-
-
-def _write_directory(path: Path, files: dict[str, bytes]) -> None:
-    """Make ``path`` a directory holding ``files``; at no instant is it missing or incomplete."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    prefix = f".{path.name}.saving-"
-    for left in path.parent.glob(glob.escape(prefix) + "*"):  # what saves killed half-way left behind
-        pid = left.name[len(prefix) :].split("-")[0]
-        if pid.isdigit() and not _alive(int(pid)):
-            shutil.rmtree(left, ignore_errors=True)
-    staging = Path(tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}-", dir=path.parent))
-    try:
-        staging.chmod(0o755)  # mkdtemp makes it private; an artifact is meant to be shared
-        for name, data in files.items():
-            _write(staging / name, data)
-        sync_directory(staging)
-        _take_place(staging, path)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)  # a half-written new artifact, or the old one after the swap
-    sync_directory(path.parent)
-
-
-def _take_place(staging: Path, path: Path) -> None:
-    """Give the complete ``staging`` directory the name ``path``; what was there ends up at ``staging``."""
-    try:
-        os.rename(staging, path)  # nothing there yet (or an empty directory): one rename
-        return
-    except OSError as e:
-        if e.errno not in (errno.ENOTEMPTY, errno.EEXIST):
-            raise
-    if exchange(staging, path):
-        return
-    # This system cannot swap two directories: two renames, with a moment between them when path is missing.
-    aside = staging.with_name(staging.name + "-old")
-    os.rename(path, aside)
-    os.rename(staging, path)
-    os.rename(aside, staging)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's process
-        return True
-    return True
-
-
-def _write(file: Path, data: bytes) -> None:
-    with open(file, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())

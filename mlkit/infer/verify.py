@@ -69,6 +69,11 @@ def key_from(key_file: str | os.PathLike | None) -> bytes | None:
                 f"The key file {key_file} (--key-file) does not exist: give the file that holds the signing key "
                 f"(at least 16 bytes), or set ${KEY_ENV} instead."
             )
+        if Path(key_file).is_dir():
+            raise ValueError(
+                f"The key file {key_file} (--key-file) is a directory: give the file inside it that holds the "
+                f"signing key (at least 16 bytes), or set ${KEY_ENV} instead."
+            )
         raw = read_file(key_file, cap=4096, what=f"the key file {key_file}").strip()
         return as_key(raw, f"the key file {key_file}")
     value = os.environ.get(KEY_ENV)
