@@ -183,7 +183,11 @@ class _Workers(Multiprocess):
         super().__init__(config, sockets)
         self.line, self.ready = line, False
         for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, lambda number, frame: (self.signal_queue.append(number), self.should_exit.set()))
+            signal.signal(sig, self._stop_on)
+
+    def _stop_on(self, number: int, frame: object) -> None:
+        self.signal_queue.append(number)
+        self.should_exit.set()
 
     def init_processes(self) -> None:
         super().init_processes()
