@@ -15,6 +15,7 @@ import hashlib
 import json
 import os
 import re
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,15 +23,27 @@ from docutils import nodes
 from myst_nb.sphinx_ import NbMetadataCollector
 from sphinx.application import Sphinx
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import reference  # site/reference.py: the generated parts of the reference pages
+
 REPO = Path(__file__).resolve().parent.parent
 README = REPO / "README.md"
 NOTEBOOKS = REPO / "notebooks"
 
 project = "mlkit"
 author = "the mlkit authors"
-extensions = ["myst_nb"]
+extensions = ["myst_nb", "sphinx.ext.autodoc", "sphinx.ext.autosummary"]
 root_doc = "site/index"
-include_patterns = ["site/index.md", "site/solutions.md", "notebooks/[0-9]*.ipynb", "notebooks/glossary.md"]
+include_patterns = [
+    "site/index.md",
+    "site/solutions.md",
+    "notebooks/[0-9]*.ipynb",
+    "notebooks/glossary.md",
+    "docs/*.md",  # the guides the README points to, and the design notes
+    "docs/api/*.md",  # the API reference, filled in from the docstrings (site/reference.py)
+    "benchmarks/README.md",
+    "datasets/README.md",  # the data card
+]
 exclude_patterns = [".*", "**/.*", "site/_build"]  # .venv, .git, checkpoints and this build are not walked
 templates_path = ["_templates"]
 html_additional_pages = {"index": "redirect.html"}  # the top of the site leads to the front page
@@ -45,6 +58,11 @@ nb_execution_timeout = 600  # a lesson takes under a minute on 2 cores; this is 
 nb_execution_raise_on_error = True
 nb_execution_show_tb = True
 nb_ipywidgets_js: dict = {}  # no widget JavaScript from a CDN: dashboards become their last figure (below)
+
+# The API reference (docs/api/): autodoc imports mlkit (CPU is enough, nothing is compiled) and reads the
+# docstrings; autosummary draws the tables, whose rows link to the entries below them, so no stub files are written.
+autosummary_generate = False
+autodoc_member_order = "bysource"
 
 if selected := os.environ.get("MLKIT_SITE_NOTEBOOKS", "").split():
     if missing := [name for name in selected if not (NOTEBOOKS / f"{name}.ipynb").is_file()]:
@@ -82,16 +100,28 @@ def solutions_page() -> str:
 
 
 def fill_in(app: Sphinx, docname: str, source: list[str]) -> None:
-    """Replace the marked comment line of the front page and of the solutions page with what it names.
+    """Replace the marked comment line of the front page, the solutions page and the reference pages (the API, the
+    command line: ``site/reference.py``) with what it names.
     (A lesson's cell that fails on purpose carries the "raises-exception" tag, which nbclient reads too.)"""
     if docname == "site/index":
         lessons = {name.removeprefix("notebooks/") for name in app.env.found_docs if name.startswith("notebooks/")}
         mark, text = "<!-- README", front_page(README.read_text(encoding="utf-8"), lessons)
     elif docname == "site/solutions":
         mark, text = "<!-- SOLUTIONS", solutions_page()
+    elif docname.startswith("docs/api/") and (found := re.search(r"^<!-- API ([\w.]+)", source[0], re.MULTILINE)):
+        mark, text = "<!-- API", reference.api_pages()[found[1]]
+    elif docname == "docs/command-line":
+        mark, text = "<!-- CLI", reference.command_line()
     else:
         return
     source[0] = "\n".join(text if line.startswith(mark) else line for line in source[0].split("\n"))
+
+
+def unlink_folders(app: Sphinx, docname: str, source: list[str]) -> None:
+    """A Markdown page's link to a folder of the repository (``[`mlkit/data/sets/`](../mlkit/data/sets/)``) becomes
+    its text: on GitHub it opens the folder, but the site has no page for a folder."""
+    if not docname.startswith("notebooks/"):
+        source[0] = re.sub(r"\[([^\]]+)\]\((?![a-z]+:)[^)\s]*/\)", r"\1", source[0])
 
 
 def widget_tree(state: dict, model_id: str) -> Iterator[dict]:
@@ -140,4 +170,6 @@ def freeze_dashboards(app: Sphinx, doctree: nodes.document) -> None:
 
 def setup(app: Sphinx) -> None:
     app.connect("source-read", fill_in)
+    app.connect("source-read", unlink_folders)
+    app.connect("autodoc-process-signature", reference.borrowed_signature)
     app.connect("doctree-read", freeze_dashboards, priority=400)  # before Sphinx collects the images (500)
