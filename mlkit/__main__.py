@@ -6,16 +6,19 @@ Thin: the library does the work.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import tempfile
+import typing
 import warnings
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-if TYPE_CHECKING:  # flax loads in about 0.3 s: only the commands that train need it
+if TYPE_CHECKING:  # for the annotation only
     from flax import nnx
 
 
@@ -49,15 +52,7 @@ def _train(args) -> int:
             batch_norm=args.batch_norm,
             seed=args.seed,
         )
-    config = mlkit.TrainConfig(
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        learning_rate=args.lr,
-        optimizer=args.optimizer,
-        weight_decay=args.weight_decay,
-        patience=args.patience,
-        seed=args.seed,
-    )
+    config = mlkit.TrainConfig(**_values(mlkit.TrainConfig, args))
     history = mlkit.fit(model, data, config)
     print(history)
     if history.message:
@@ -158,26 +153,8 @@ def _serve(args) -> int:
     defaults = Settings(Path(args.artifact))
     if args.no_batching and (args.max_batch, args.max_wait_ms) != (defaults.max_batch, defaults.max_wait_ms):
         raise ValueError("--no-batching means one row per model call; --max-batch and --max-wait-ms do not apply.")
-    max_batch, max_wait_ms = (1, 0.0) if args.no_batching else (args.max_batch, args.max_wait_ms)
-    settings = Settings(
-        Path(args.artifact),
-        host=args.host,
-        port=args.port,
-        max_batch=max_batch,
-        max_wait_ms=max_wait_ms,
-        max_queue=args.max_queue,
-        workers=args.workers,
-        max_body_bytes=args.max_body_bytes,
-        fixed_shape=args.fixed_shape,
-        drift_window=args.drift_window,
-        drift_threshold=args.drift_threshold,
-        drift_min_rows=args.drift_min_rows,
-        model_delay_ms=args.model_delay_ms,
-        shutdown_timeout_s=args.shutdown_timeout,
-        log_level=args.log_level,
-        access_log=args.access_log,
-        key=key_from(args.key),
-    )
+    values = _values(Settings, args) | ({"max_batch": 1, "max_wait_ms": 0.0} if args.no_batching else {})
+    settings = Settings(Path(args.artifact), key=key_from(args.key), **values)
     try:
         return run(settings)
     except KeyboardInterrupt:  # Ctrl-C while the model was still loading
@@ -252,9 +229,74 @@ def _numbers(line: str) -> bool:
     return True
 
 
+def add_options(parser: argparse.ArgumentParser, cls: type) -> None:
+    """An option for every field of the dataclass ``cls`` whose metadata names one, built from the field.
+
+    ``field(default=64, metadata={"option": "--max-batch", "help": "...", "choices": (...)})`` gives
+    ``--max-batch`` with the field's type, its default (shown in the help) and, for a boolean, the pair
+    ``--x`` / ``--no-x``; ``dest`` is the field's name. Fields without an option (a path, a key) are the
+    command's own business.
+    """
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        if "option" not in f.metadata:
+            continue
+        kwargs: dict = {"dest": f.name, "default": f.default, "help": f.metadata["help"]}
+        if "choices" in f.metadata:
+            kwargs["choices"] = f.metadata["choices"]
+        kind = hints[f.name]
+        if kind is bool:
+            kwargs["action"] = argparse.BooleanOptionalAction
+        else:  # int | None: an int that defaults to None
+            kwargs["type"] = next((t for t in typing.get_args(kind) if t is not type(None)), kind)
+        action = parser.add_argument(f.metadata["option"], **kwargs)
+        if action.help and "%(default)" not in action.help:  # Python < 3.13 adds it to a boolean pair itself
+            action.help += " (default: %(default)s)"
+
+
+def _values(cls: type, args: argparse.Namespace) -> dict:
+    """The fields of ``cls`` that ``add_options`` made options, as parsed: keyword arguments for ``cls``."""
+    return {f.name: getattr(args, f.name) for f in dataclasses.fields(cls) if "option" in f.metadata}
+
+
+class _Command(argparse.ArgumentParser):
+    """A sub-command whose arguments ``add(parser)`` adds the first time it parses (``--help`` included).
+
+    ``serve`` takes its options from ``Settings``, and importing ``mlkit.serve`` needs the serve
+    extra, which ``train`` and ``predict`` do not; so they are added only when ``serve`` runs.
+    """
+
+    def __init__(self, *args, add: Callable[[argparse.ArgumentParser], None] | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._add = add
+
+    def parse_known_args(self, args=None, namespace=None):
+        if self._add is not None:
+            add, self._add = self._add, None
+            add(self)
+        return super().parse_known_args(args, namespace)
+
+
+def _serve_arguments(serve: argparse.ArgumentParser) -> None:
+    from mlkit.serve.settings import Settings
+
+    serve.add_argument("artifact", help="a directory written by `train --out` or save_predictor, or a .onnx file")
+    add_options(serve, Settings)
+    serve.add_argument("--no-batching", action="store_true", help="one row per model call (--max-batch 1)")
+    serve.add_argument(
+        "--key-file",
+        dest="key",  # the file that gives Settings.key (the key itself never goes on a command line)
+        metavar="PATH",
+        help="file holding the signing key: only artifacts signed with it load (default: $MLKIT_ARTIFACT_KEY)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
+    """The parser of ``python -m mlkit``; the options that set a ``TrainConfig`` or ``Settings`` field come from it."""
+    from mlkit.train.config import TrainConfig  # mlkit is imported already (python -m mlkit runs it first)
+
     parser = argparse.ArgumentParser(prog="python -m mlkit", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Command)
 
     train = commands.add_parser("train", help="train a model and optionally save its frozen predictor")
     train.add_argument("--data", default="digits", help="digits, mnist5k, reviews, moons, ... or a .csv/.npz path")
@@ -265,13 +307,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--hidden", type=int, nargs="+", default=None, help="MLP hidden layer widths (default 256 256)")
     train.add_argument("--dropout", type=float, default=0.0)
     train.add_argument("--batch-norm", action="store_true")
-    train.add_argument("--epochs", type=int, default=30)
-    train.add_argument("--batch-size", type=int, default=32)
-    train.add_argument("--lr", type=float, default=1e-3, help="learning rate")
-    train.add_argument("--optimizer", choices=("sgd", "momentum", "adam"), default="adam")
-    train.add_argument("--weight-decay", type=float, default=0.0)
-    train.add_argument("--patience", type=int, default=None, help="early-stopping patience in epochs")
-    train.add_argument("--seed", type=int, default=0)
+    add_options(train, TrainConfig)
     train.add_argument("--out", default=None, help="directory for the deployable predictor artifact")
     train.add_argument("--save-anyway", action="store_true", help="save the artifact even if training diverged")
     train.set_defaults(run=_train)
@@ -294,36 +330,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--out", default="results/bench.json", help="where to write the JSON results")
     bench.set_defaults(run=_bench)
 
-    serve = commands.add_parser("serve", help="answer HTTP requests with a saved predictor (dynamic batching)")
-    serve.add_argument("artifact", help="a directory written by `train --out` or save_predictor, or a .onnx file")
-    serve.add_argument("--host", default="127.0.0.1", help="interface to listen on (default: this machine only)")
-    serve.add_argument("--port", type=int, default=8000, help="0 picks any free port (default 8000)")
-    serve.add_argument("--max-batch", type=int, default=64, help="most rows per model call; 1 turns batching off")
-    serve.add_argument("--max-wait-ms", type=float, default=2.0, help="longest a request waits for a batch to fill")
-    serve.add_argument("--max-queue", type=int, default=1024, help="requests allowed to wait; more get 503 at once")
-    serve.add_argument("--no-batching", action="store_true", help="one row per model call (--max-batch 1)")
-    serve.add_argument("--workers", type=int, default=1, help="server processes, each with its own model")
-    serve.add_argument("--max-body-bytes", type=int, default=1_000_000, help="larger request bodies get 413")
-    serve.add_argument(
-        "--fixed-shape",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="pad every batch to --max-batch rows, so answers never depend on grouping (default on)",
-    )
-    serve.add_argument("--drift-window", type=int, default=500, help="rows the drift watch's running mean remembers")
-    serve.add_argument("--drift-threshold", type=float, default=0.5, help="largest |z| before /drift says drifted")
-    serve.add_argument("--drift-min-rows", type=int, default=100, help="rows seen before drift can be flagged")
-    serve.add_argument("--model-delay-ms", type=float, default=0.0, help="add to every model call (a bigger model)")
-    serve.add_argument("--shutdown-timeout", type=float, default=10.0, help="seconds to finish requests on SIGTERM")
-    serve.add_argument(
-        "--log-level", default="warning", choices=("critical", "error", "warning", "info", "debug", "trace")
-    )
-    serve.add_argument("--access-log", action=argparse.BooleanOptionalAction, default=False, help="log every request")
-    serve.add_argument(
-        "--key-file",
-        dest="key",  # the file that gives Settings.key (the key itself never goes on a command line)
-        metavar="PATH",
-        help="file holding the signing key: only artifacts signed with it load (default: $MLKIT_ARTIFACT_KEY)",
+    serve = commands.add_parser(
+        "serve", help="answer HTTP requests with a saved predictor (dynamic batching)", add=_serve_arguments
     )
     serve.set_defaults(run=_serve)
 

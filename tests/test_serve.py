@@ -10,7 +10,6 @@ from __future__ import annotations
 import ast
 import asyncio
 import contextlib
-import dataclasses
 import itertools
 import json
 import math
@@ -32,7 +31,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 import mlkit
 import mlkit.serve
-from mlkit.__main__ import build_parser, main
+from mlkit.__main__ import main
 from mlkit.infer.text import freeze_text
 from mlkit.serve import Batcher, Server, Settings, load
 
@@ -144,15 +143,6 @@ def test_settings_refuse_bad_values_and_say_what_was_expected(tmp_path):
     with pytest.raises(ValueError, match="max_wait_ms must be a number >= 0") as error:
         Settings(tmp_path, max_wait_ms=-1, workers=0)
     assert "workers must be a whole number >= 1" in str(error.value)  # every problem at once
-
-
-def test_the_command_line_defaults_are_the_settings_defaults(tmp_path):
-    args = vars(build_parser().parse_args(["serve", str(tmp_path)]))
-    defaults = dataclasses.asdict(Settings(tmp_path))
-    args["shutdown_timeout_s"] = args.pop("shutdown_timeout")
-    for field, default in defaults.items():
-        if field != "path":
-            assert args[field] == default, field
 
 
 def test_serving_imports_no_training_and_no_lesson_ui():

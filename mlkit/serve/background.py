@@ -24,6 +24,7 @@ from __future__ import annotations
 import atexit
 import collections
 import contextlib
+import dataclasses
 import os
 import queue
 import re
@@ -42,22 +43,6 @@ from mlkit.serve.runner import READY, WATCH
 from mlkit.serve.settings import Settings
 
 STDERR_LINES = 200  # kept from the server's stderr, for error messages
-FLAGS = {  # Settings field -> command-line option of `python -m mlkit serve`
-    "host": "--host",
-    "port": "--port",
-    "max_batch": "--max-batch",
-    "max_wait_ms": "--max-wait-ms",
-    "max_queue": "--max-queue",
-    "workers": "--workers",
-    "max_body_bytes": "--max-body-bytes",
-    "drift_window": "--drift-window",
-    "drift_threshold": "--drift-threshold",
-    "drift_min_rows": "--drift-min-rows",
-    "model_delay_ms": "--model-delay-ms",
-    "shutdown_timeout_s": "--shutdown-timeout",
-    "log_level": "--log-level",
-}
-SWITCHES = {"fixed_shape": ("--fixed-shape", "--no-fixed-shape"), "access_log": ("--access-log", "--no-access-log")}
 
 
 class Server:
@@ -94,15 +79,14 @@ class Server:
     def command(self) -> list[str]:
         """The command line this server runs."""
         args = [sys.executable, "-m", "mlkit", "serve", str(self.settings.path)]
-        defaults = Settings(self.settings.path)
-        for name, flag in FLAGS.items():
-            value = getattr(self.settings, name)
-            if value != getattr(defaults, name) or name == "port":
-                args += [flag, str(value)]
-        for name, (on, off) in SWITCHES.items():
-            value = getattr(self.settings, name)
-            if value != getattr(defaults, name):
-                args.append(on if value else off)
+        for f in dataclasses.fields(Settings):  # each option as Settings names it, when not its default
+            option, value = f.metadata.get("option"), getattr(self.settings, f.name)
+            if option is None or value == f.default:
+                continue
+            if isinstance(value, bool):
+                args.append(option if value else "--no-" + option.removeprefix("--"))
+            else:
+                args += [option, str(value)]
         if self._key_file is not None:
             args += ["--key-file", str(self._key_file)]
         return args

@@ -3,7 +3,8 @@
 The command line (``python -m mlkit serve``), :func:`mlkit.serve.run` and
 :class:`mlkit.serve.Server` all end in a :class:`Settings`, so a default lives in
 exactly one place and a bad value is refused, with what was expected, before
-anything loads.
+anything loads. Each field also carries its command-line option and help, from
+which the command line builds its options and ``Server`` its child's command.
 """
 
 from __future__ import annotations
@@ -42,25 +43,60 @@ class Settings:
     artifacts signed with it (``save_predictor(..., key=KEY)``); without it an artifact not
     signed on this machine has its program checked in a child process first
     (:mod:`mlkit.infer.verify`). It is never shown in ``repr``.
+
+    A field whose metadata names an ``"option"`` is that option of ``python -m mlkit serve``, with
+    the field's type, default, ``"help"`` and ``"choices"``; :class:`~mlkit.serve.Server` passes it
+    the same way. A boolean is a switch pair (``--fixed-shape`` / ``--no-fixed-shape``).
     """
 
     path: Path
-    host: str = "127.0.0.1"
-    port: int = 8000
-    max_batch: int = 64
-    max_wait_ms: float = 2.0
-    max_queue: int = 1024
-    workers: int = 1
-    max_body_bytes: int = 1_000_000
-    fixed_shape: bool = True
-    drift_window: int = 500
-    drift_threshold: float = 0.5
-    drift_min_rows: int = 100
-    model_delay_ms: float = 0.0
-    shutdown_timeout_s: float = 10.0
-    log_level: str = "warning"
-    access_log: bool = False
-    key: bytes | None = field(default=None, repr=False)
+    host: str = field(
+        default="127.0.0.1",
+        metadata={"option": "--host", "help": "interface to listen on; 127.0.0.1 is this machine only"},
+    )
+    port: int = field(default=8000, metadata={"option": "--port", "help": "0 picks any free port"})
+    max_batch: int = field(
+        default=64, metadata={"option": "--max-batch", "help": "most rows per model call; 1 turns batching off"}
+    )
+    max_wait_ms: float = field(
+        default=2.0, metadata={"option": "--max-wait-ms", "help": "longest a request waits for a batch to fill"}
+    )
+    max_queue: int = field(
+        default=1024, metadata={"option": "--max-queue", "help": "requests allowed to wait; more get 503 at once"}
+    )
+    workers: int = field(
+        default=1, metadata={"option": "--workers", "help": "server processes, each with its own model"}
+    )
+    max_body_bytes: int = field(
+        default=1_000_000, metadata={"option": "--max-body-bytes", "help": "larger request bodies get 413"}
+    )
+    fixed_shape: bool = field(
+        default=True,
+        metadata={
+            "option": "--fixed-shape",
+            "help": "pad every batch to --max-batch rows, so answers never depend on grouping",
+        },
+    )
+    drift_window: int = field(
+        default=500, metadata={"option": "--drift-window", "help": "rows the drift watch's running mean remembers"}
+    )
+    drift_threshold: float = field(
+        default=0.5, metadata={"option": "--drift-threshold", "help": "largest |z| before /drift says drifted"}
+    )
+    drift_min_rows: int = field(
+        default=100, metadata={"option": "--drift-min-rows", "help": "rows seen before drift can be flagged"}
+    )
+    model_delay_ms: float = field(
+        default=0.0, metadata={"option": "--model-delay-ms", "help": "add to every model call (a bigger model)"}
+    )
+    shutdown_timeout_s: float = field(
+        default=10.0, metadata={"option": "--shutdown-timeout", "help": "seconds to finish requests on SIGTERM"}
+    )
+    log_level: str = field(
+        default="warning", metadata={"option": "--log-level", "help": "uvicorn's log level", "choices": LOG_LEVELS}
+    )
+    access_log: bool = field(default=False, metadata={"option": "--access-log", "help": "log every request"})
+    key: bytes | None = field(default=None, repr=False)  # the command line reads it from --key-file
 
     def __post_init__(self):
         object.__setattr__(self, "path", Path(os.fspath(self.path)))

@@ -11,7 +11,7 @@ import dataclasses
 import functools
 import math
 import numbers
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import optax
 
@@ -20,18 +20,55 @@ OPTIMIZERS = ("sgd", "momentum", "adam")
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Every training hyperparameter in one place. Unknown names are errors."""
+    """Every training hyperparameter in one place. Unknown names are errors.
 
-    epochs: int = 20  # passes over the training split
-    batch_size: int = 32  # examples per gradient step; the last partial batch of an epoch is dropped
-    learning_rate: float = 1e-3  # step size; traced, so changing it does not recompile
-    optimizer: str = "adam"  # "sgd", "momentum" (heavy ball) or "adam" (AdamW-style decay)
-    momentum: float = 0.9  # used by "momentum"
-    weight_decay: float = 0.0  # shrinks weights towards zero each step; traced
-    patience: int | None = None  # early stopping: epochs without a better val loss before stopping
-    seed: int = 0  # shuffling order
-    shuffle: bool = True  # reshuffle every epoch; False feeds batches in stored order (to see why we shuffle)
-    progress: bool = True  # show a progress bar
+    Each field's metadata holds its option of ``python -m mlkit train`` and its help, so the
+    command line's options, defaults and help are these (a boolean is a pair: ``--shuffle`` /
+    ``--no-shuffle``).
+    """
+
+    epochs: int = field(default=20, metadata={"option": "--epochs", "help": "passes over the training split"})
+    batch_size: int = field(
+        default=32,
+        metadata={
+            "option": "--batch-size",
+            "help": "examples per gradient step; the last partial batch of an epoch is dropped",
+        },
+    )
+    learning_rate: float = field(
+        default=1e-3,
+        metadata={"option": "--lr", "help": "learning rate: the step size; traced, so changing it compiles nothing"},
+    )
+    optimizer: str = field(
+        default="adam",
+        metadata={
+            "option": "--optimizer",
+            "help": "sgd, momentum (heavy ball) or adam (AdamW-style decay)",
+            "choices": OPTIMIZERS,
+        },
+    )
+    momentum: float = field(default=0.9, metadata={"option": "--momentum", "help": "used by --optimizer momentum"})
+    weight_decay: float = field(
+        default=0.0, metadata={"option": "--weight-decay", "help": "shrinks weights towards zero each step; traced"}
+    )
+    patience: int | None = field(
+        default=None,
+        metadata={
+            "option": "--patience",
+            "help": "early stopping: epochs without a better validation loss before stopping",
+        },
+    )
+    seed: int = field(
+        default=0, metadata={"option": "--seed", "help": "shuffling order (the command line also seeds data and model)"}
+    )
+    shuffle: bool = field(
+        default=True,
+        metadata={
+            "option": "--shuffle",
+            "help": "reshuffle every epoch; off feeds batches in stored order (to see why we shuffle)",
+        },
+    )
+    progress: bool = field(default=True, metadata={"option": "--progress", "help": "show a progress bar"})
 
     def __post_init__(self):
         problems = []
