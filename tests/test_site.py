@@ -4,7 +4,8 @@ Sphinx with myst-nb builds lessons 00 and 08 and the glossary into a temporary f
 with the mlkit kernel. Playwright then opens the pages from disk in Debian's Chromium, as a reader would: every
 figure is a PNG of more than one colour, no cell shows an error, every dashboard is its last figure with a note
 that it is live in JupyterLab, and the links from the front page to a lesson, from a lesson to a glossary term
-and to the worked solutions lead where they say. Screenshots go to ``test-artifacts/browser/site-*.png``.
+and to the worked solutions lead where they say, and the API reference shows ``mlkit.fit`` and
+``Predictor`` with their signatures and docstrings. Screenshots go to ``test-artifacts/browser/site-*.png``.
 
 Needs the ``site`` extra (Sphinx, myst-nb, sphinx-book-theme) and what ``tests/test_browser.py`` needs; without
 them it is skipped, except under CI (``CI=true``), where it fails.
@@ -123,3 +124,15 @@ def test_site_pages_figures_and_links(page, site):
         page.locator("article a", has_text="notebooks/solutions/").click()
         expect(page).to_have_title("Worked solutions — mlkit: training versus inference")
         expect(page.locator("article")).to_contain_text("check.steps_in_training")  # 00's worked solution
+    with shots.step("api-reference"):  # generated from the docstrings by autodoc (site/reference.py)
+        page.goto((site / "docs" / "api" / "index.html").as_uri())
+        page.locator("article a", has_text="mlkit").first.click()
+        expect(page).to_have_title("mlkit — mlkit: training versus inference")
+        fit = page.locator("dl.py.function", has=page.locator("dt[id='mlkit.fit']"))
+        expect(fit.locator("dt")).to_contain_text("mlkit.fit(model")  # the signature
+        expect(fit.locator("dd").first).to_contain_text("Train model in place")  # the docstring
+        predictor = page.locator("dt[id='mlkit.Predictor']")
+        predictor.scroll_into_view_if_needed()
+        expect(predictor).to_contain_text("class mlkit.Predictor(")
+        page.locator("article table a", has_text="fit").first.click()  # the autosummary row leads to the entry
+        expect(page.locator("dt[id='mlkit.fit']")).to_be_in_viewport()
