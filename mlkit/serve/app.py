@@ -1,20 +1,20 @@
 """The HTTP interface: a FastAPI application around one :class:`~mlkit.serve.model.ServedModel`.
 
-========================  =====================================================================
-``POST /predict``         ``{"inputs": [[...], ...]}``, one row of raw features per example →
-                          ``{"labels": [...], "probabilities": [[...], ...]}`` (classifier) or
-                          ``{"values": [...]}`` (regression); ``Server-Timing`` says how long the
-                          request queued and how long its model calls took, ``X-Batch-Rows`` how
-                          many rows shared its (largest) model call; a text model (lesson 15)
-                          takes ``{"inputs": ["a text", ...]}``, tokenized as in training
-``GET /health``           200 while the model is loaded and requests are taken, 503 when shutting down
-``GET /metadata``         task, labels, input width, the batching settings, versions
-``GET /metrics``          Prometheus text format (see :mod:`mlkit.serve.metrics`)
-``GET /drift``            the crude drift watch (see :mod:`mlkit.serve.drift`)
-``POST /admin/reload``    optional ``{"path": ...}``: load, check, then swap in a new artifact
+===========================  =====================================================================
+``POST /predict``            ``{"inputs": [[...], ...]}``, one row of raw features per example →
+                             ``{"labels": [...], "probabilities": [[...], ...]}`` (classifier) or
+                             ``{"values": [...]}`` (regression); ``Server-Timing`` says how long the
+                             request queued and how long its model calls took, ``X-Batch-Rows`` how
+                             many rows shared its (largest) model call; a text model (lesson 15)
+                             takes ``{"inputs": ["a text", ...]}``, tokenized as in training
+``GET /health``              200 while the model is loaded and requests are taken, 503 when shutting down
+``GET /metadata``            task, labels, input width, the batching settings, versions
+``GET /metrics``             Prometheus text format (see :mod:`mlkit.serve.metrics`)
+``GET /drift``               the crude drift watch (see :mod:`mlkit.serve.drift`)
+``POST /admin/reload``       optional ``{"path": ...}``: load, check, then swap in a new artifact
 ``POST /admin/drift/reset``  forget the rows the drift watch has seen
-``GET /docs``             the interactive OpenAPI page (``/openapi.json`` is the schema)
-========================  =====================================================================
+``GET /docs``                the interactive OpenAPI page (``/openapi.json`` is the schema)
+===========================  =====================================================================
 
 Every error is JSON ``{"error": "..."}`` that says what was expected: malformed JSON
 is 400, a body over ``max_body_bytes`` 413, a body that stalls 408, well-formed JSON
