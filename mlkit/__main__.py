@@ -260,7 +260,7 @@ def _values(cls: type, args: argparse.Namespace) -> dict:
 
 
 class _Command(argparse.ArgumentParser):
-    """A sub-command whose arguments ``add(parser)`` adds the first time it parses (``--help`` included).
+    """A sub-command whose arguments ``add(parser)`` adds the first time it parses or shows its help.
 
     ``serve`` takes its options from ``Settings``, and importing ``mlkit.serve`` needs the serve
     extra, which ``train`` and ``predict`` do not; so they are added only when ``serve`` runs.
@@ -270,11 +270,18 @@ class _Command(argparse.ArgumentParser):
         super().__init__(*args, **kwargs)
         self._add = add
 
-    def parse_known_args(self, args=None, namespace=None):
+    def _added(self) -> None:
         if self._add is not None:
             add, self._add = self._add, None
             add(self)
+
+    def parse_known_args(self, args=None, namespace=None):
+        self._added()
         return super().parse_known_args(args, namespace)
+
+    def format_help(self) -> str:  # a reference page built from the parser sees every option too
+        self._added()
+        return super().format_help()
 
 
 def _serve_arguments(serve: argparse.ArgumentParser) -> None:
