@@ -57,6 +57,7 @@ PANEL_SIZE = (3.6, 2.8)  # inches of one panel; PNGs are drawn at 90 dpi
 FIGURE_WIDTH = 2 * PANEL_SIZE[0]  # inches: drawn at 648 px, shown at ~590 beside the controls on a 1366 px screen
 _STATUS_STYLE = "font-family:monospace;line-height:1.4;white-space:pre-line"
 _WARNING_STYLE = "color:#9a3412;background:#fff7ed;border-left:3px solid #ea580c;padding:2px 6px"
+STATUS_EVERY = 0.05  # seconds between two status lines sent mid-run
 
 
 def log_slider(description: str, value: float, low: float, high: float) -> widgets.FloatLogSlider:
@@ -266,7 +267,7 @@ class TrainingDashboard(Explorer):
         self._data_key: tuple | None = None
         self._stop = False
         self._thread: threading.Thread | None = None
-        self._last_draw = 0.0
+        self._last_draw = self._last_status = 0.0
         self._draw_seconds = 0.0
         self._started = 0.0
 
@@ -344,7 +345,7 @@ class TrainingDashboard(Explorer):
         """One run with the current values, drawn as it goes; returns the values it trained."""
         values = self._running = self.values
         self._started = time.perf_counter()
-        self._last_draw = 0.0  # the first epoch of every run is drawn
+        self._last_draw = self._last_status = 0.0  # the first epoch of every run is drawn and shown
         try:
             data = self._dataset(values)
             fields = {f.name for f in dataclasses.fields(TrainConfig)}
@@ -390,7 +391,15 @@ class TrainingDashboard(Explorer):
             self.redraw()
             self._last_draw = time.perf_counter()
             self._draw_seconds = self._last_draw - start
-        self.show_status(self._progress(history, self._running.get("epochs", self.config.epochs)))
+        # The status line is sent to the browser at most 20 times a second: a small model can finish
+        # thousands of epochs a second, and a message each would pass Jupyter's IOPub rate limit, which
+        # then drops the outputs of the cells that follow (a Run All showed no later dashboard).
+        text = self._progress(history, self._running.get("epochs", self.config.epochs))
+        if start - self._last_status >= STATUS_EVERY:
+            self.show_status(text)
+            self._last_status = start
+        else:
+            self._status_text = text
         return not (self._stop or self.values != self._running)  # a change: stop here, train the new values
 
     def _progress(self, history: History, epochs: int, final: bool = False) -> str:
