@@ -81,7 +81,7 @@ def fit(
     training. Ctrl-C, divergence and early stopping all leave the model and the
     history at the last good epoch.
 
-    With ``mesh`` (``mlkit.parallel.data_mesh()``) every mini-batch is split across the
+    With ``mesh`` (``mlkit.train.parallel.data_mesh()``) every mini-batch is split across the
     mesh's devices and the gradients averaged by the compiler; the numbers match one device.
     """
     _check_inputs(model, data, config)

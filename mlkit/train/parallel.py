@@ -7,7 +7,7 @@ compiler inserts the all-reduce that turns the per-device gradient sums into
 the mean gradient of the whole batch. No hand-written ``psum``: the shardings
 say what lives where, and XLA's partitioner writes the communication.
 
-    mesh = mlkit.parallel.data_mesh()            # every device JAX sees, on every process
+    mesh = mlkit.train.parallel.data_mesh()            # every device JAX sees, on every process
     history = mlkit.fit(model, data, config, mesh=mesh)
 
 Across hosts, call :func:`initialize` first in every process (before any other
@@ -58,7 +58,7 @@ def per_device_batch(batch_size: int, mesh: Mesh | None) -> int:
     if mesh is not None and (tuple(mesh.axis_names) != (AXIS,) or tuple(mesh.axis_types) != (AxisType.Auto,)):
         raise ValueError(
             f"Expected a one-axis mesh named {AXIS!r} with AxisType.Auto, got axes {mesh.axis_names} "
-            f"of types {mesh.axis_types}. Try mlkit.parallel.data_mesh(devices)."
+            f"of types {mesh.axis_types}. Try mlkit.train.parallel.data_mesh(devices)."
         )
     n = 1 if mesh is None else mesh.shape[AXIS]
     if batch_size % n:
