@@ -18,7 +18,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 lab: env
-	$(VENV)/bin/jupyter lab notebooks/00_tour.ipynb
+	$(VENV)/bin/jupyter lab $$([ "$$(id -u)" = 0 ] && echo --allow-root) notebooks/00_tour.ipynb
 
 # Debian's Chromium for the browser test (tests/test_browser.py): installed when missing and we are root,
 # as in CI; otherwise that one test skips (under CI=true it fails) and says how to enable it.
