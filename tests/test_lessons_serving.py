@@ -171,11 +171,13 @@ def test_serving_lab_keeps_one_server_per_setting_and_stops_them(artifact, digit
         assert lab.servers[(1, 2.0)] is handed and lab.started_s is None and lab.result.rows_per_call == 1
         assert (1, 2.0, 10.0) in lab.measured and (1, 2.0, 25.0) in lab.measured  # seeded point kept
         assert "no batching" in lab.status_text
+        assert lab.stop_button in lab.sidebar()  # what a learner presses when done (else: the kernel's exit)
     finally:
         started = lab.servers.get((32, 2.0))
-        lab.stop()
+        lab.stop_button.click()
     assert lab.servers == {} and started is not None and started.process is not None
     assert started.process.poll() is not None and handed.process is not None and handed.process.poll() is not None
+    assert lab.status_text.startswith("stopped 2 servers")
 
 
 def test_serving_lab_shows_a_server_that_cannot_start_as_an_error(tmp_path, digits):

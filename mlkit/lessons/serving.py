@@ -20,6 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import httpx
+import ipywidgets as widgets
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.axis import Axis
@@ -378,7 +379,12 @@ def batch_panel(
 
 
 class ServingLab(LessonExplorer[Point]):
-    """Lesson 13's dashboard: one server per (max batch, max wait) setting, kept until :meth:`stop`."""
+    """Lesson 13's dashboard: one server per (max batch, max wait) setting, kept until :meth:`stop`.
+
+    The servers outlive a Run All, so the next slider move measures at once; they stop with the kernel
+    (each :class:`~mlkit.serve.Server` stops itself when this Python process ends), or earlier with the
+    "Stop servers" button or :meth:`stop`. A move after that starts a server again.
+    """
 
     def __init__(self, *args, **kwargs):
         self.servers: dict[tuple[int, float], Server] = {}  # (max batch, max wait ms) -> its server, running
@@ -386,9 +392,20 @@ class ServingLab(LessonExplorer[Point]):
         self.started_s: float | None = None  # how long the last run's new server took to start; None: reused one
         self.colours: dict[str, str] = {}  # a curve keeps the colour it was first drawn in
         super().__init__(*args, **kwargs)
+        self.stop_button = widgets.Button(
+            description="Stop servers",
+            icon="power-off",
+            tooltip="Stop this dashboard's servers (they also stop with the kernel); a slider move starts one again",
+        )
+        self.stop_button.on_click(lambda button: self.stop())
 
     def refresh(self) -> None:
-        self.show_status("measuring… (a new max batch or max wait starts a server first: a few seconds)")
+        key = (int(self.values["max_batch"]), float(self.values["max_wait_ms"]))
+        self.show_status(
+            "measuring… (about a second)"
+            if key in self.servers
+            else "starting a server for this max batch and max wait (a few seconds), then measuring…"
+        )
         try:
             super().refresh()
         except (RuntimeError, httpx.HTTPError) as e:
@@ -396,9 +413,19 @@ class ServingLab(LessonExplorer[Point]):
 
     def stop(self) -> None:
         """Stop every server this dashboard holds: those it started and those it was handed."""
+        stopped = len(self.servers)
         for server in self.servers.values():
             server.stop()
         self.servers.clear()
+        if stopped:
+            self.show_status(
+                f"stopped {stopped} server{'s' if stopped > 1 else ''}; the measured points stay, "
+                f"and moving a slider starts a server again"
+            )
+
+    def sidebar(self) -> list[widgets.Widget]:
+        *controls, status = super().sidebar()
+        return [*controls, self.stop_button, status]
 
 
 def serving_lab(
@@ -415,8 +442,9 @@ def serving_lab(
 ) -> ServingLab:
     """Lesson 13: sliders for request rate, max batch and max wait; release to load a server with those settings.
 
-    Each (max batch, max wait) gets its own server, started on first use and kept, so moving only the rate
-    measures again without a restart; :meth:`ServingLab.stop` stops them all. Every run is an open loop of
+    Each (max batch, max wait) gets its own server, started on first use and kept (until the kernel ends, or
+    :meth:`ServingLab.stop`, or its "Stop servers" button), so moving only the rate measures again without a
+    restart. Every run is an open loop of
     ``duration`` seconds (at most ``max_requests`` requests) sending ``rows`` one per request; ``model_delay_ms``
     is added to every model call, standing in for a bigger model. Points accumulate on the figure, one curve per
     setting; ``result`` is the last :class:`Point`.
