@@ -1,5 +1,6 @@
 """The portable artifact: one .onnx file that plain ONNX Runtime runs with the same answers."""
 
+import json
 import os
 import subprocess
 import sys
@@ -170,3 +171,46 @@ def test_formats_are_named_and_a_failed_save_keeps_the_old_file(trained, digits,
         mlkit.save_predictor(compress.quantize(trained, digits, "int8"), path, format="onnx")
     assert path.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["explicit", "folder.onnx"]  # no staging file left
+
+
+# --- what an .onnx file carries is checked as a jax.export artifact's metadata is -------------------------------------
+
+
+@pytest.fixture(scope="module")
+def onnx_saved(trained, digits, tmp_path_factory):
+    return mlkit.save_predictor(mlkit.freeze(trained, digits), tmp_path_factory.mktemp("onnx") / "model.onnx")
+
+
+def rewritten(source, target, change=None, model=None):
+    """A copy of the .onnx file ``source`` at ``target``, its mlkit metadata passed through ``change``."""
+    import onnx
+
+    model = model or onnx.load(str(source))
+    entry = next(e for e in model.metadata_props if e.key == "mlkit")
+    if change is not None:
+        entry.value = json.dumps(change(json.loads(entry.value)))
+    onnx.save(model, str(target))
+    return target
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda m: {**m, "preprocessor": "x"}, r'"preprocessor" should be null or hold .* lists of 64 numbers'),
+        (lambda m: {**m, "labels": [0] * 10}, r'"labels" should be distinct'),
+        (lambda m: {**m, "pickle": "cos\nsystem"}, r"exactly the keys"),
+        (lambda m: {**m, "labels": "0123456789"}, r'"labels" should be all strings'),
+        (lambda m: {**m, "labels": m["labels"][:3]}, r"3 labels for 10 outputs"),
+        (lambda m: {**m, "num_features": "64"}, r'"num_features" should be'),
+        (lambda m: {**m, "num_features": 63, "preprocessor": None}, r"does not match the model's input"),
+        (lambda m: {**m, "versions": None}, r'"versions" should give'),
+        (lambda m: {k: v for k, v in m.items() if k != "task"}, r"exactly the keys"),
+        (lambda m: {**m, "preprocessor": {**m["preprocessor"], "scale": [0.0] * 64}}, r"scales should be positive"),
+        (lambda m: {**m, "tokenizer": {"kind": "words"}}, r'"tokenizer" is malformed'),
+    ],
+)
+def test_onnx_metadata_is_checked_field_by_field(onnx_saved, tmp_path, change, message):
+    target = rewritten(onnx_saved, tmp_path / "changed.onnx", change)
+    with pytest.raises(ValueError, match=message) as error:
+        mlkit.load_predictor(target)
+    assert str(target) in str(error.value)

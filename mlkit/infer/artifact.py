@@ -21,10 +21,11 @@ Loading reads the files through the directory it opened, each checked with
 no larger than its cap (``MAX_*`` below) and exactly the size the manifest
 records. With a key, the signature is checked first, before any JSON is parsed.
 Then the manifest's sha256 of each file, strict JSON (bounded depth, no duplicate
-keys, no NaN), every metadata field by type and range, the versions and the
-platform. Only then does the program run: in a child process first unless the
-artifact is signed (:mod:`mlkit.infer.verify`), and its declared shapes,
-platforms and devices must match the metadata.
+keys, no NaN), every metadata field by type and range (:mod:`mlkit.infer.metadata`,
+which checks an ``.onnx`` file's metadata too), the versions and the platform. Only
+then does the program run: in a child process first unless the artifact is signed
+(:mod:`mlkit.infer.verify`), and its declared shapes, platforms and devices must
+match the metadata.
 
 Saving writes the new artifact completely into a hidden sibling directory, which
 then trades places with the old one in one atomic exchange
@@ -37,14 +38,12 @@ next save to the same path removes.
 
 from __future__ import annotations
 
-import collections
 import dataclasses
 import hashlib
 import importlib.metadata
 import json
 import math
 import os
-import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -53,43 +52,31 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mlkit.data import Preprocessor
 from mlkit.infer.dispatch import prefer_sync_dispatch
+from mlkit.infer.metadata import (
+    CHECK_ROWS,
+    FORMAT,
+    FORMAT_VERSION,
+    PAYLOAD,
+    RE_EXPORT,
+    Metadata,
+    MetadataError,
+    is_entry,
+    parse,
+)
 from mlkit.infer.onnx_format import load_onnx, save_onnx
 from mlkit.infer.predictor import Predictor
-from mlkit.infer.text import text_metadata, text_problem, with_text
+from mlkit.infer.text import text_metadata, with_text
 from mlkit.infer.verify import as_key, check_program, machine_key, run_in_child, sign, signed_with
 from mlkit.storage import parse_json, read_file, write_directory
 
-FORMAT = "mlkit.predictor"
-FORMAT_VERSION = 2  # 2: manifest.json covers every file; 1 (mlkit 0.1): only the payload's sha256, in metadata
 MANIFEST_FORMAT = "mlkit.manifest"
-MANIFEST, SIGNATURE, METADATA, PAYLOAD = "manifest.json", "manifest.sig", "metadata.json", "function.jaxexport"
+MANIFEST, SIGNATURE, METADATA = "manifest.json", "manifest.sig", "metadata.json"  # and PAYLOAD
 PLATFORMS = ("cpu", "cuda")  # exported for both, so an artifact saved on a laptop also runs on a GPU
-KNOWN_PLATFORMS = ("cpu", "cuda", "rocm", "tpu")  # jax.export's names
-TASKS = ("classification", "regression")
 MAX_BYTES = 1 << 30  # the largest payload read; load_predictor(..., max_bytes=) raises it
 MAX_METADATA_BYTES = 16 << 20
 MAX_MANIFEST_BYTES = 64 << 10
-MAX_FEATURES = 1 << 24
-MAX_LABELS = 100_000
-MAX_LABEL_CHARS = 1_000
-MAX_BUCKETS = 32
-MAX_BUCKET = 65_536  # rows in one compiled batch
-MAX_BATCH_BYTES = 1 << 30  # of float32 input in the largest bucket
-CHECK_ROWS = 4  # rows whose answers are recorded at save time and compared when the program is checked
 READ_TRIES = 5  # a reader starts again this often if saves keep replacing the artifact under it
-OPTIONAL = {"tokenizer"}  # a text predictor's vocabulary (see mlkit.infer.text)
-COMMON = ("format_version", "task", "labels", "input", "output", "preprocessor", "versions")
-KEYS = {
-    1: {"format", *COMMON, "buckets", "param_bytes", "platforms", "payload"},
-    2: {"format", *COMMON, "buckets", "param_bytes", "platforms", "check"},
-}
-RE_EXPORT = (
-    "Re-export it with the versions installed here: `python -m mlkit train ... --out DIR`, "
-    "or `mlkit.save_predictor(predictor, DIR)` from the trained model."
-)
-_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 def save_predictor(
@@ -138,7 +125,11 @@ def save_predictor(
     if not np.isfinite(answers).all():
         raise ValueError("Cannot save this predictor: its answers to rows near the training mean hold NaN or infinity.")
     metadata["check"] = {"platform": jax.export.default_export_platform(), "outputs": answers.tolist()}
-    problem = _problem(metadata) or check_program(exported, metadata)
+    try:
+        parse(metadata, "the predictor's metadata")
+        problem = check_program(exported, metadata)
+    except MetadataError as e:
+        problem = e.problem
     if problem:
         raise ValueError(f"Cannot save this predictor: {problem}. Fix it in freeze or Predictor.")
     payload = bytes(exported.serialize())
@@ -188,20 +179,14 @@ def load_predictor(
             f"{path / PAYLOAD} passed its checksum but jax {jax.__version__} cannot read it "
             f"({type(e).__name__}: {e}). {RE_EXPORT}"
         ) from e
-    problem = check_program(exported, found.metadata)
+    m = found.metadata
+    problem = check_program(exported, m.json)
     if problem:
         raise ValueError(f"{path}: {problem}; {METADATA} and {PAYLOAD} do not belong together. Re-save the artifact.")
-    metadata = found.metadata
-    preprocessor = metadata["preprocessor"]
     predictor = Predictor(
-        exported.call,
-        metadata["input"]["shape"][1],
-        metadata["labels"],
-        task=metadata["task"],
-        buckets=metadata["buckets"],
-        preprocessor=None if preprocessor is None else Preprocessor.from_dict(preprocessor),
+        exported.call, m.features, m.labels, task=m.task, buckets=m.buckets, preprocessor=m.preprocessor
     )
-    return with_text(predictor, metadata)
+    return with_text(predictor, m.json)
 
 
 def verify_artifact(
@@ -218,7 +203,7 @@ def verify_artifact(
 
 def read_metadata(path: str | os.PathLike, *, key: bytes | str | None = None) -> dict:
     """The checked contents of ``path/metadata.json`` (the payload is not read)."""
-    return _read(Path(path), key, None).metadata
+    return _read(Path(path), key, None).metadata.json
 
 
 def check_rows(metadata: dict) -> np.ndarray:
@@ -236,7 +221,7 @@ def check_rows(metadata: dict) -> np.ndarray:
 @dataclasses.dataclass(frozen=True)
 class _Found:
     path: Path
-    metadata: dict
+    metadata: Metadata
     payload: bytes
     signed: bool  # with the caller's key or this machine's
 
@@ -300,7 +285,7 @@ def _read_once(path: Path, key: bytes | None, max_bytes: int | None) -> _Found:
         metadata = _parse_metadata(
             _check_digest(raw, files[METADATA]["sha256"], path / METADATA, MANIFEST), path / METADATA
         )
-        if metadata["format_version"] < 2:
+        if metadata.json["format_version"] < 2:
             raise ValueError(f"{path / METADATA} says format 1, which has no {MANIFEST}. Re-save the artifact.")
         payload = b""
         if max_bytes is not None:
@@ -315,11 +300,11 @@ def _read_once(path: Path, key: bytes | None, max_bytes: int | None) -> _Found:
 def _read_version_1(path: Path, raw: bytes, read_payload: Callable[[int], bytes | None] | None) -> _Found:
     """An artifact saved by mlkit 0.1: no manifest, the payload's size and sha256 inside metadata.json."""
     metadata = _parse_metadata(raw, path / METADATA)
-    if metadata["format_version"] != 1:
+    if metadata.json["format_version"] != 1:
         raise ValueError(f"{path} is incomplete: it has no {MANIFEST}. Copy the whole directory again or re-save it.")
     payload = b""
     if read_payload is not None:
-        recorded = metadata["payload"]
+        recorded = metadata.json["payload"]
         payload = _check_digest(read_payload(recorded["bytes"]), recorded["sha256"], path / PAYLOAD, METADATA)
     return _Found(path, metadata, payload, signed=False)
 
@@ -340,7 +325,7 @@ def _files(manifest: Any, path: Path) -> dict:
         and manifest["format"] == MANIFEST_FORMAT
         and isinstance(files, dict)
         and files.keys() == {METADATA, PAYLOAD}
-        and all(_entry_problem(entry) is None for entry in files.values())
+        and all(is_entry(entry) for entry in files.values())
     ):
         raise ValueError(
             f'{path / MANIFEST} is not an mlkit manifest: expected {{"format": "{MANIFEST_FORMAT}", "files": ...}} '
@@ -364,182 +349,11 @@ def _check_digest(data: bytes | None, expected: str, file: Path, recorded: str) 
     return data
 
 
-def _parse_metadata(raw: bytes, where: Path) -> dict:
-    metadata = parse_json(raw, str(where))
-    if not isinstance(metadata, dict) or metadata.get("format") != FORMAT:
-        got = metadata.get("format") if isinstance(metadata, dict) else type(metadata).__name__
-        raise ValueError(f'{where} is not mlkit predictor metadata: expected "format": "{FORMAT}", got {got!r}.')
-    missing = [key for key in COMMON if key not in metadata]
-    if missing:
-        raise ValueError(
-            f"{where} lacks the keys {missing}: the artifact is incomplete or from another tool. Re-save it."
-        )
-    version = metadata["format_version"]
-    if not _int(version, 1, 1 << 30):
-        raise ValueError(f'{where} is malformed: "format_version" should be a positive integer. Re-save the artifact.')
-    if version > FORMAT_VERSION:
-        raise ValueError(
-            f"{where.parent} uses artifact format {version}; this mlkit {importlib.metadata.version('mlkit')} "
-            f"reads formats up to {FORMAT_VERSION}. Upgrade mlkit to read it. {RE_EXPORT}"
-        )
-    if metadata.keys() - OPTIONAL != KEYS[version]:
-        problem: str | None = (
-            f"format {version} has exactly the keys {sorted(KEYS[version])} (a text predictor also {sorted(OPTIONAL)})"
-        )
-    else:
-        problem = _problem(metadata)
-    if problem:
-        raise ValueError(f"{where} is malformed: {problem}. Re-save the artifact.")
-    _check_versions(metadata, where.parent)
+def _parse_metadata(raw: bytes, where: Path) -> Metadata:
+    """metadata.json's bytes as strict JSON, checked field by field (:mod:`mlkit.infer.metadata`), for this jax."""
+    metadata = parse(parse_json(raw, str(where)), str(where))
+    _check_versions(metadata.json, where.parent)
     return metadata
-
-
-def _problem(m: dict) -> str | None:
-    """What is wrong with the fields of the metadata ``m``, by type and range, or None."""
-    for part, high in (("input", MAX_FEATURES), ("output", MAX_LABELS)):
-        v = m[part]
-        if not (
-            isinstance(v, dict)
-            and v.keys() == {"shape", "dtype"}
-            and v["dtype"] == "float32"
-            and isinstance(v["shape"], list)
-            and len(v["shape"]) == 2
-            and v["shape"][0] == "b"
-            and _int(v["shape"][1], 1, high)
-        ):
-            return f'"{part}" should be {{"shape": ["b", size], "dtype": "float32"}}, size 1 to {high}; got {_show(v)}'
-    n, k = m["input"]["shape"][1], m["output"]["shape"][1]
-    task, labels = m["task"], m["labels"]
-    if task not in TASKS:
-        return f'"task" should be "classification" or "regression", got {_show(task)}'
-    if not isinstance(labels, list):
-        return f'"labels" should be a list, got {_show(labels)}'
-    if task == "regression" and (k != 1 or labels):
-        return f"a regression predictor has one output and no labels, got {k} outputs and {len(labels)} labels"
-    if task == "classification":
-        if len(labels) != k:
-            return f"{len(labels)} labels for {k} outputs"
-        kinds = {_label_kind(label) for label in labels}
-        if len(kinds) != 1 or None in kinds:
-            return f'"labels" should be all strings (up to {MAX_LABEL_CHARS} characters) or all numbers'
-        twice = sorted(str(label) for label, count in collections.Counter(labels).items() if count > 1)
-        if twice:
-            return f'"labels" should be distinct, got {_show(twice)} more than once'
-    buckets = m["buckets"]
-    if not (
-        isinstance(buckets, list)
-        and 1 <= len(buckets) <= MAX_BUCKETS
-        and all(_int(b, 1, MAX_BUCKET) for b in buckets)
-        and buckets == sorted(set(buckets))
-    ):
-        return (
-            f'"buckets" should be up to {MAX_BUCKETS} increasing batch sizes, 1 to {MAX_BUCKET}; got {_show(buckets)}'
-        )
-    if buckets[-1] * n * 4 > MAX_BATCH_BYTES:
-        return f"a batch of {buckets[-1]} rows of {n} features would take more than {MAX_BATCH_BYTES:,} bytes"
-    problem = _preprocessor_problem(m["preprocessor"], n)
-    if problem:
-        return problem
-    if m["param_bytes"] is not None and not _int(m["param_bytes"], 0, 1 << 62):
-        return f'"param_bytes" should be null or a byte count, got {_show(m["param_bytes"])}'
-    platforms = m["platforms"]
-    if not (
-        isinstance(platforms, list)
-        and platforms
-        and all(isinstance(p, str) and p in KNOWN_PLATFORMS for p in platforms)
-        and len(set(platforms)) == len(platforms)
-    ):
-        return f'"platforms" should be a list of distinct names from {list(KNOWN_PLATFORMS)}, got {_show(platforms)}'
-    v = m["versions"]
-    if not (
-        isinstance(v, dict)
-        and v.keys() == {"mlkit", "jax", "serialization", "calling_convention"}
-        and all(isinstance(v[name], str) and 0 < len(v[name]) <= 64 for name in ("mlkit", "jax"))
-        and (v["serialization"] is None or _int(v["serialization"], 0, 1 << 20))
-        and _int(v["calling_convention"], 0, 1 << 20)
-    ):
-        return (
-            f'"versions" should give "mlkit" and "jax" strings, "serialization", "calling_convention"; got {_show(v)}'
-        )
-    if m["format_version"] == 1:
-        return _entry_problem(m["payload"], {"file": PAYLOAD})
-    problem = text_problem(m)
-    if problem:
-        return problem
-    check = m["check"]
-    if not (
-        isinstance(check, dict)
-        and check.keys() == {"platform", "outputs"}
-        and check["platform"] in KNOWN_PLATFORMS
-        and isinstance(check["outputs"], list)
-        and len(check["outputs"]) == CHECK_ROWS
-        and all(_numbers(row, k) for row in check["outputs"])
-    ):
-        return f'"check" should hold a "platform" and the "outputs" of {CHECK_ROWS} rows of {k} finite numbers'
-    return None
-
-
-def _preprocessor_problem(pre: Any, n: int) -> str | None:
-    expected = f'"preprocessor" should be null or hold "kind", "floor", and "mean" and "scale" lists of {n} numbers'
-    if pre is None:
-        return None
-    if not (
-        isinstance(pre, dict)
-        and pre.keys() == {"mean", "scale", "kind", "floor"}
-        and pre["kind"] in ("standardize", "none")
-        and _numbers([pre["floor"]], 1)
-        and pre["floor"] >= 0
-        and _numbers(pre["mean"], n)
-        and _numbers(pre["scale"], n)
-    ):
-        return expected
-    if min(pre["scale"]) <= 0:
-        return '"preprocessor" scales should be positive'
-    return None
-
-
-def _entry_problem(entry: Any, extra: dict | None = None) -> str | None:
-    """None if ``entry`` gives a file's "bytes" and "sha256" (and the ``extra`` keys and values)."""
-    extra = extra or {}
-    if (
-        isinstance(entry, dict)
-        and entry.keys() == {"bytes", "sha256", *extra}
-        and _int(entry["bytes"], 0, 1 << 62)
-        and isinstance(entry["sha256"], str)
-        and _SHA256.fullmatch(entry["sha256"])
-        and all(entry[name] == value for name, value in extra.items())
-    ):
-        return None
-    return f'expected {{"bytes": size, "sha256": 64 hex digits}}, got {_show(entry)}'
-
-
-def _int(value: Any, low: int, high: int) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
-
-
-def _numbers(values: Any, count: int) -> bool:
-    """Whether ``values`` is a list of ``count`` finite numbers (not booleans)."""
-    return (
-        isinstance(values, list)
-        and len(values) == count
-        and all(type(x) in (int, float) for x in values)
-        and bool(np.isfinite(np.asarray(values, np.float64)).all())
-    )
-
-
-def _label_kind(label: Any) -> str | None:
-    if isinstance(label, str):
-        return "text" if len(label) <= MAX_LABEL_CHARS else None
-    if isinstance(label, bool):
-        return "bool"
-    if isinstance(label, (int, float)):
-        return "number" if math.isfinite(label) else None
-    return None
-
-
-def _show(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def _entry(data: bytes) -> dict:
@@ -548,8 +362,9 @@ def _entry(data: bytes) -> dict:
 
 def _verify(found: _Found, timeout: float | None) -> None:
     """Run the program in a child process; its answers must match those recorded when it was saved."""
-    got = run_in_child(found.payload, found.metadata, check_rows(found.metadata), str(found.path), timeout)
-    check = found.metadata.get("check")
+    metadata = found.metadata.json
+    got = run_in_child(found.payload, metadata, check_rows(metadata), str(found.path), timeout)
+    check = metadata.get("check")
     if check is None:  # format 1 recorded no answers: that the program ran is all there is to check
         return
     expected = np.asarray(check["outputs"], np.float32)

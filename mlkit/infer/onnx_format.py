@@ -5,7 +5,9 @@ softmax, the parameters as initializers) with jax2onnx, a maintained JAX→ONNX
 converter, with a symbolic batch dimension ``b``; one input ``x`` (float32
 ``[b, features]``), one output ``probabilities`` (or ``values`` for
 regression). Labels, task and the pre-processing statistics travel in the
-model's ``metadata_props`` under the key ``mlkit``, as JSON. Any ONNX runtime can
+model's ``metadata_props`` under the key ``mlkit``, as JSON, which loading checks
+field by field as a jax.export artifact's ``metadata.json`` is (:mod:`mlkit.infer.metadata`:
+what one refuses, the other refuses). Any ONNX runtime can
 run the file; plain ``onnxruntime`` needs nothing from mlkit::
 
     session = onnxruntime.InferenceSession("model.onnx")
@@ -31,12 +33,11 @@ from typing import Any
 import jax
 import numpy as np
 
-from mlkit.data import Preprocessor
+from mlkit.infer.metadata import ONNX_FORMAT, Metadata, parse
 from mlkit.infer.predictor import Predictor
 from mlkit.infer.text import text_metadata, with_text
 from mlkit.storage import parse_json, read_file, write_atomically
 
-FORMAT = "mlkit.predictor.onnx"
 MAX_BYTES = 1 << 30  # the largest .onnx file load_onnx reads; its max_bytes argument raises it
 INSTALL = "ONNX export and loading need the optional extra: pip install -e '.[onnx]' in the kit's folder"
 
@@ -126,23 +127,18 @@ def load_onnx(path: str | os.PathLike, *, max_bytes: int = MAX_BYTES) -> Predict
             f"({type(e).__name__}: {str(e)[:200]}). Copy it again or re-save it."
         ) from e
     metadata = _read_metadata(session, path)
-    return with_text(OnnxPredictor(session, metadata, path), metadata)
+    return with_text(OnnxPredictor(session, metadata, path), metadata.json)
 
 
 class OnnxPredictor(Predictor):
     """A :class:`Predictor` whose function runs in ONNX Runtime: same checks, same answers, any batch size."""
 
-    def __init__(self, session: Any, metadata: dict, source: Path | None = None):
+    def __init__(self, session: Any, metadata: Metadata, source: Path | None = None):
         self.session = session
         self.source = source
-        self._output = [metadata["output"]]
-        pre = metadata["preprocessor"]
+        self._output = [metadata.json["output"]]
         super().__init__(
-            self._infer,
-            metadata["num_features"],
-            metadata["labels"],
-            task=metadata["task"],
-            preprocessor=None if pre is None else Preprocessor.from_dict(pre),
+            self._infer, metadata.features, metadata.labels, task=metadata.task, preprocessor=metadata.preprocessor
         )
 
     def _infer(self, x: np.ndarray) -> np.ndarray:
@@ -159,7 +155,7 @@ class OnnxPredictor(Predictor):
 
 def _metadata(predictor: Predictor, output: str) -> dict:
     return {
-        "format": FORMAT,
+        "format": ONNX_FORMAT,
         "task": predictor.task,
         "labels": [label.item() if isinstance(label, np.generic) else label for label in predictor.labels],
         "num_features": predictor.num_features,
@@ -170,39 +166,35 @@ def _metadata(predictor: Predictor, output: str) -> dict:
     }
 
 
-def _read_metadata(session: Any, path: Path) -> dict:
-    """The mlkit description inside the model, checked against the model's own input and output."""
+def _read_metadata(session: Any, path: Path) -> Metadata:
+    """The mlkit description inside the model, checked as metadata.json is, and against the model's input and output."""
     raw = session.get_modelmeta().custom_metadata_map.get("mlkit")
     try:
-        metadata = parse_json(raw.encode(), f"{path}'s mlkit metadata") if raw else None
+        found = parse_json(raw.encode(), f"{path}'s mlkit metadata") if raw else None
     except ValueError:
-        metadata = None
-    if not isinstance(metadata, dict) or metadata.get("format") != FORMAT:
+        found = None
+    if not isinstance(found, dict) or found.get("format") != ONNX_FORMAT:
         raise ValueError(
             f'{path} is an ONNX model but not an mlkit predictor: it lacks the "mlkit" metadata '
             f"that mlkit.save_predictor(predictor, PATH, format='onnx') writes."
         )
     inputs, outputs = session.get_inputs(), session.get_outputs()
-    n, labels = metadata.get("num_features"), metadata.get("labels")
-    shapes = (inputs[0].shape if len(inputs) == 1 else None, outputs[0].shape if len(outputs) == 1 else None)
-    fits = (
-        isinstance(n, int)
-        and isinstance(labels, list)
-        and metadata.get("task") in ("classification", "regression")
+    gives = outputs[0].shape if len(outputs) == 1 else None
+    width = gives[1] if gives is not None and len(gives) == 2 and isinstance(gives[1], int) else None
+    metadata = parse(found, f"{path}'s mlkit metadata", outputs=width)
+    takes = inputs[0].shape if len(inputs) == 1 else None
+    if not (
+        takes is not None
         and inputs[0].name == "x"
         and inputs[0].type == "tensor(float)"
-        and shapes[0] is not None
-        and len(shapes[0]) == 2
-        and shapes[0][1] == n
-        and shapes[1] is not None
-        and len(shapes[1]) == 2
-        and outputs[0].name == metadata.get("output")
-        and (metadata["task"] == "regression" or shapes[1][1] == len(labels))
-    )
-    if not fits:
+        and len(takes) == 2
+        and takes[1] == metadata.features
+        and outputs[0].name == found["output"]
+        and outputs[0].type == "tensor(float)"
+    ):
         raise ValueError(
-            f"{path}: its mlkit metadata (features {n}, {len(labels or [])} labels) does not match "
-            f"the model's input {shapes[0]} and output {shapes[1]}. Re-save the artifact."
+            f"{path}: its mlkit metadata (input x: float[b, {metadata.features}], output {found['output']}: "
+            f"float[b, {width}]) does not match the model's input {takes} and output {gives}. Re-save the artifact."
         )
     return metadata
 

@@ -21,6 +21,7 @@ from flax import nnx
 
 from mlkit.data import Dataset
 from mlkit.data.text import Tokenizer
+from mlkit.infer.metadata import tokenizer_problem
 from mlkit.infer.postprocess import answer
 from mlkit.infer.predictor import Predictor, TextPredictor, freeze
 
@@ -41,15 +42,10 @@ def text_metadata(predictor: Predictor) -> dict:
 
 
 def text_problem(metadata: dict) -> str | None:
-    """What is wrong with an artifact's ``"tokenizer"`` entry (if it has one), or None."""
+    """What is wrong with a jax.export artifact's ``"tokenizer"`` entry (if it has one), or None."""
     if "tokenizer" not in metadata:
         return None
-    try:
-        tokenizer = Tokenizer.from_dict(metadata["tokenizer"])
-    except ValueError as e:
-        return f'"tokenizer" is malformed ({e})'
-    n = metadata["input"]["shape"][1]
-    return None if tokenizer.max_len == n else f'"tokenizer" writes rows of {tokenizer.max_len} ids, the input is {n}'
+    return tokenizer_problem(metadata["tokenizer"], metadata["input"]["shape"][1])
 
 
 def with_text(predictor: Predictor, metadata: dict[str, Any]) -> Predictor:
