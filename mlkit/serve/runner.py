@@ -26,6 +26,7 @@ import contextlib
 import functools
 import math
 import os
+import resource
 import shutil
 import signal
 import socket
@@ -44,11 +45,13 @@ from uvicorn.supervisors.multiprocess import Multiprocess
 from mlkit.infer.dispatch import prefer_sync_dispatch
 from mlkit.serve.app import ServingApp, create_app
 from mlkit.serve.model import load_for
+from mlkit.serve.protocol import GuardedProtocol
 from mlkit.serve.settings import Settings
 
 WATCH = "MLKIT_SERVE_STOP_WITH_PARENT"  # "1": stop (gracefully) when the parent process is gone
 READY = "mlkit serve: "  # the ready line starts with this; mlkit.serve.Server reads the URL after it
 WORKER_START_S = 300.0  # the longest a worker may take to load, compile and start serving
+FD_RESERVE = 64  # open files kept for other than connections (a serving process holds about 15)
 
 
 def run(path: str | os.PathLike | Settings, **options: Any) -> int:
@@ -103,8 +106,16 @@ def _bind(host: str, port: int) -> socket.socket:
 
 
 def _config(settings: Settings, app: Any, **options: Any) -> uvicorn.Config:
+    guarded = functools.partial(
+        GuardedProtocol,
+        idle_timeout_s=settings.idle_timeout_s,
+        max_header_bytes=settings.max_header_bytes,
+        max_connections=connection_cap(settings.max_connections),
+    )
     return uvicorn.Config(
         app,
+        http=guarded,  # type: ignore[arg-type]  # a partial of a protocol class is called as the class is
+        timeout_keep_alive=max(1, math.ceil(settings.idle_timeout_s)),
         log_level=settings.log_level,
         access_log=settings.access_log,
         proxy_headers=False,  # the admin routes trust the real peer address, never a forwarded header
@@ -113,6 +124,20 @@ def _config(settings: Settings, app: Any, **options: Any) -> uvicorn.Config:
         lifespan="on",
         **options,
     )
+
+
+def connection_cap(wanted: int) -> int:
+    """``wanted``, or fewer where the open-file limit (raised to its hard limit first) leaves no room for that
+    many connections: past the limit the kernel's ``accept`` fails and new clients, ``/health`` included, are
+    refused, whereas below it the oldest idle connection makes room (:mod:`mlkit.serve.protocol`)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != soft:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            soft = hard
+    if soft == resource.RLIM_INFINITY:
+        return wanted
+    return max(1, min(wanted, soft - FD_RESERVE))
 
 
 class _Uvicorn(uvicorn.Server):

@@ -89,6 +89,23 @@ class Settings:
     model_delay_ms: float = field(
         default=0.0, metadata={"option": "--model-delay-ms", "help": "add to every model call (a bigger model)"}
     )
+    idle_timeout_s: float = field(
+        default=5.0,
+        metadata={
+            "option": "--idle-timeout",
+            "help": "seconds a connection may take to send a request's headers (idle keep-alive time included)",
+        },
+    )
+    max_header_bytes: int = field(
+        default=32_768, metadata={"option": "--max-header-bytes", "help": "larger request headers get 431"}
+    )
+    max_connections: int = field(
+        default=1000,
+        metadata={
+            "option": "--max-connections",
+            "help": "open connections per process (fewer if open files are limited); past it the oldest idle closes",
+        },
+    )
     shutdown_timeout_s: float = field(
         default=10.0, metadata={"option": "--shutdown-timeout", "help": "seconds to finish requests on SIGTERM"}
     )
@@ -108,6 +125,8 @@ class Settings:
             *_at_least("max_queue", self.max_queue, 1, "requests allowed to wait"),
             *_at_least("workers", self.workers, 1, "server processes"),
             *_at_least("max_body_bytes", self.max_body_bytes, 64, "the largest request body"),
+            *_at_least("max_header_bytes", self.max_header_bytes, 1024, "the largest request headers"),
+            *_at_least("max_connections", self.max_connections, 1, "open connections per process"),
             *_at_least("drift_window", self.drift_window, 1, "rows the running mean remembers"),
             *_at_least("drift_min_rows", self.drift_min_rows, 0, "rows seen before drift can be flagged"),
         ]
@@ -115,10 +134,12 @@ class Settings:
             problems.append(f"port must be at most 65535, got {self.port}")
         if self.max_batch > MAX_BATCH_LIMIT:
             problems.append(f"max_batch must be at most {MAX_BATCH_LIMIT}, got {self.max_batch}")
-        for name in ("max_wait_ms", "model_delay_ms", "shutdown_timeout_s", "drift_threshold"):
+        for name in ("max_wait_ms", "model_delay_ms", "shutdown_timeout_s", "drift_threshold", "idle_timeout_s"):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and value >= 0 and value == value):
                 problems.append(f"{name} must be a number >= 0, got {value!r}")
+        if self.idle_timeout_s == 0:
+            problems.append("idle_timeout_s must be above 0 (seconds a connection may take to send its headers)")
         if self.log_level not in LOG_LEVELS:
             problems.append(f"log_level must be one of {', '.join(LOG_LEVELS)}; got {self.log_level!r}")
         if problems:
