@@ -214,3 +214,133 @@ def test_onnx_metadata_is_checked_field_by_field(onnx_saved, tmp_path, change, m
     with pytest.raises(ValueError, match=message) as error:
         mlkit.load_predictor(target)
     assert str(target) in str(error.value)
+
+
+# --- a hostile .onnx file: what mlkit refuses before ONNX Runtime is given the bytes ----------------------------------
+
+
+def test_a_tensor_whose_data_lives_in_another_file_is_refused(onnx_saved, tmp_path, monkeypatch):
+    """An initializer may name a file (a signing key, say) that ONNX Runtime would read into a weight."""
+    import onnx
+    from onnx import TensorProto
+    from onnx.external_data_helper import set_external_data
+
+    monkeypatch.chdir(tmp_path)  # where a server runs: ONNX Runtime finds a file named by a relative path here
+    secret = tmp_path / "artifact.key"
+    secret.write_bytes(np.arange(10, dtype=np.float32).tobytes())
+    model = onnx.load(str(onnx_saved))
+    bias = next(t for t in model.graph.initializer if list(t.dims) == [10])
+    stolen = TensorProto(name=bias.name, data_type=TensorProto.FLOAT, dims=[10], raw_data=bytes(40))
+    stolen.data_location = TensorProto.EXTERNAL
+    set_external_data(stolen, location=secret.name, length=40)  # the helper API's way to name the file
+    stolen.ClearField("raw_data")  # as onnx.save does for a tensor it writes to another file
+    bias.CopyFrom(stolen)
+    target = rewritten(onnx_saved, tmp_path / "stealing.onnx", model=model)
+    with pytest.raises(ValueError, match=r"external data") as error:
+        mlkit.load_predictor(target)
+    assert "artifact.key" in str(error.value)
+
+
+def test_external_data_in_a_nested_graph_is_refused_too(onnx_saved, tmp_path):
+    import onnx
+    from onnx import TensorProto, helper
+    from onnx.external_data_helper import set_external_data
+
+    inner_value = TensorProto(name="c", data_type=TensorProto.FLOAT, dims=[1], raw_data=bytes(4))
+    set_external_data(inner_value, location="/etc/passwd", length=4)
+    inner_value.ClearField("raw_data")
+    inner = helper.make_graph(
+        [helper.make_node("Identity", ["c"], ["out"])],
+        "branch",
+        [],
+        [helper.make_tensor_value_info("out", TensorProto.FLOAT, [1])],
+        initializer=[inner_value],
+    )
+    model = onnx.load(str(onnx_saved))
+    flag = helper.make_tensor("flag", TensorProto.BOOL, [], vals=[True])
+    model.graph.initializer.append(flag)
+    model.graph.node.append(helper.make_node("If", ["flag"], ["unused"], then_branch=inner, else_branch=inner))
+    target = rewritten(onnx_saved, tmp_path / "nested.onnx", model=model)
+    with pytest.raises(ValueError, match=r"external data"):
+        mlkit.load_predictor(target)
+
+
+def extra_node(operator):
+    """A valid node of ``operator`` (with the initializers and subgraphs it needs), whose output nothing reads."""
+    from onnx import TensorProto, helper
+
+    scalar = lambda name, kind, value: helper.make_tensor(name, kind, [], vals=[value])
+    if operator == "ConstantOfShape":  # a tensor as large as a number in the file says
+        return helper.make_node(operator, ["n"], ["unused"]), [helper.make_tensor("n", TensorProto.INT64, [1], [3])]
+    if operator == "If":
+        branch = helper.make_graph(
+            [helper.make_node("Identity", ["c"], ["out"])],
+            "branch",
+            [],
+            [helper.make_tensor_value_info("out", TensorProto.FLOAT, [])],
+            initializer=[scalar("c", TensorProto.FLOAT, 1.0)],
+        )
+        node = helper.make_node(operator, ["flag"], ["unused"], then_branch=branch, else_branch=branch)
+        return node, [scalar("flag", TensorProto.BOOL, True)]
+    body = helper.make_graph(  # Loop: as many turns as a number in the file says
+        [helper.make_node("Identity", ["go"], ["go_on"]), helper.make_node("Identity", ["v"], ["v_out"])],
+        "body",
+        [
+            helper.make_tensor_value_info(name, kind, [])
+            for name, kind in [("i", TensorProto.INT64), ("go", TensorProto.BOOL), ("v", TensorProto.FLOAT)]
+        ],
+        [
+            helper.make_tensor_value_info("go_on", TensorProto.BOOL, []),
+            helper.make_tensor_value_info("v_out", TensorProto.FLOAT, []),
+        ],
+    )
+    node = helper.make_node(operator, ["turns", "flag", "start"], ["unused"], body=body)
+    return node, [
+        scalar("turns", TensorProto.INT64, 3),
+        scalar("flag", TensorProto.BOOL, True),
+        scalar("start", TensorProto.FLOAT, 0.0),
+    ]
+
+
+@pytest.mark.parametrize("operator", ["Loop", "ConstantOfShape", "If"])
+def test_operators_mlkit_never_writes_are_refused_by_name(onnx_saved, tmp_path, operator):
+    import onnx
+
+    model = onnx.load(str(onnx_saved))
+    node, initializers = extra_node(operator)
+    model.graph.node.append(node)
+    model.graph.initializer.extend(initializers)
+    target = rewritten(onnx_saved, tmp_path / "extra.onnx", model=model)
+    with pytest.raises(ValueError, match=rf"operator '{operator}'.*mlkit loads graphs of Add, AveragePool"):
+        mlkit.load_predictor(target)
+
+
+def test_an_operator_nested_in_a_subgraph_is_named(onnx_saved, tmp_path):
+    import onnx
+    from onnx import TensorProto, helper
+
+    body = helper.make_graph(
+        [helper.make_node("ConstantOfShape", ["s"], ["out"])],
+        "body",
+        [helper.make_tensor_value_info("s", TensorProto.INT64, [1])],
+        [helper.make_tensor_value_info("out", TensorProto.FLOAT, None)],
+    )
+    model = onnx.load(str(onnx_saved))
+    model.graph.node.insert(0, helper.make_node("Gather", ["x", "x"], ["unused"], body=body))  # a graph attribute
+    target = rewritten(onnx_saved, tmp_path / "nested-op.onnx", model=model)
+    with pytest.raises(ValueError, match=r"operator 'ConstantOfShape'"):
+        mlkit.load_predictor(target)
+
+
+def test_sizes_past_the_bounds_are_refused(onnx_saved, tmp_path):
+    import onnx
+    from onnx import TensorProto, helper
+
+    model = onnx.load(str(onnx_saved))
+    model.graph.initializer.append(helper.make_tensor("huge", TensorProto.INT64, [2], vals=[1 << 40, 1 << 40]))
+    with pytest.raises(ValueError, match=r"integer tensor 'huge' holds a value above"):
+        mlkit.load_predictor(rewritten(onnx_saved, tmp_path / "huge.onnx", model=model))
+    model = onnx.load(str(onnx_saved))
+    model.graph.output[0].type.tensor_type.shape.dim[1].dim_value = 1 << 40
+    with pytest.raises(ValueError, match=r"declares a dimension above"):
+        mlkit.load_predictor(rewritten(onnx_saved, tmp_path / "wide.onnx", model=model))

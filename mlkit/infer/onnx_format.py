@@ -34,6 +34,7 @@ import jax
 import numpy as np
 
 from mlkit.infer.metadata import ONNX_FORMAT, Metadata, parse
+from mlkit.infer.onnx_rules import graph_problem
 from mlkit.infer.predictor import Predictor
 from mlkit.infer.text import text_metadata, with_text
 from mlkit.storage import parse_json, read_file, write_atomically
@@ -103,9 +104,9 @@ def _quiet(logger: str) -> Iterator[None]:
 def load_onnx(path: str | os.PathLike, *, max_bytes: int = MAX_BYTES) -> Predictor:
     """The :class:`OnnxPredictor` saved at ``path`` by :func:`save_onnx` (in a TextPredictor if it holds a tokenizer).
 
-    The file must be a plain file of at most ``max_bytes``, checked before it is read. ONNX
-    Runtime then parses and runs it in this process: an ``.onnx`` file has no manifest,
-    signature or child-process check (those are the jax.export directory's).
+    The file must be a plain file of at most ``max_bytes``, checked before it is read, and hold
+    only what mlkit's exports write (:mod:`mlkit.infer.onnx_rules`: no external data, only their
+    operators, bounded sizes). Only then does ONNX Runtime parse it, in this process.
     """
     try:
         import onnxruntime
@@ -119,6 +120,9 @@ def load_onnx(path: str | os.PathLike, *, max_bytes: int = MAX_BYTES) -> Predict
             f"No ONNX artifact at {path}: expected a .onnx file written by "
             f"mlkit.save_predictor(predictor, PATH, format='onnx')."
         ) from None
+    problem = _graph_problem(data)
+    if problem:
+        raise ValueError(f"{path} is not an mlkit predictor: {problem}. Re-save it with mlkit.save_predictor.")
     try:
         session = onnxruntime.InferenceSession(data, providers=["CPUExecutionProvider"])
     except Exception as e:  # onnxruntime raises its own exception types for unreadable models
@@ -164,6 +168,19 @@ def _metadata(predictor: Predictor, output: str) -> dict:
         "versions": {"mlkit": _version("mlkit"), "jax2onnx": _version("jax2onnx")},
         **text_metadata(predictor),
     }
+
+
+def _graph_problem(data: bytes) -> str | None:
+    """What in the model's bytes mlkit refuses before ONNX Runtime sees them (:mod:`mlkit.infer.onnx_rules`)."""
+    try:
+        import onnx
+    except ImportError as e:
+        raise ImportError(f"{INSTALL} (onnx is missing).") from e
+    try:
+        model = onnx.ModelProto.FromString(data)
+    except Exception as e:  # protobuf's DecodeError, or a RuntimeError from its C++ parser
+        return f"it is not an ONNX protobuf ({type(e).__name__}), not a model ONNX Runtime can load"
+    return graph_problem(model)
 
 
 def _read_metadata(session: Any, path: Path) -> Metadata:
