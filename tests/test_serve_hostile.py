@@ -11,8 +11,10 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import signal
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -146,3 +148,48 @@ def test_more_idle_connections_than_open_files_allow_still_leave_health_and_pred
         finally:
             process.terminate()
             process.wait(TIMEOUT)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_sigterm_drains_health_503_answers_every_request_then_exits_0(artifact, workers):
+    """Keep-alive load from threads; SIGTERM; /health turns 503 while every request is still answered."""
+    server = Server(artifact, start_timeout=90, workers=workers, drain_s=3.0, model_delay_ms=20.0)
+    server.start()
+    sent: list[tuple[float, int | str]] = []  # when each request went out, and its status or error
+    stop = threading.Event()
+
+    def load() -> None:
+        with httpx.Client(timeout=TIMEOUT, trust_env=False) as client:  # one keep-alive connection
+            while not stop.is_set():
+                started = time.monotonic()
+                try:
+                    status: int | str = client.post(f"{server.url}/predict", json={"inputs": [[0.0] * 64]}).status_code
+                except httpx.HTTPError as e:
+                    status = type(e).__name__
+                sent.append((started, status))
+
+    threads = [threading.Thread(target=load) for _ in range(4)]
+    try:
+        for thread in threads:
+            thread.start()
+        time.sleep(1.0)
+        assert server.process is not None
+        signalled = time.monotonic()
+        server.process.send_signal(signal.SIGTERM)
+        time.sleep(0.1)
+        health = []
+        while time.monotonic() < signalled + 2.0:  # inside the 3 s drain
+            health.append(httpx.get(f"{server.url}/health", timeout=TIMEOUT).status_code)
+            time.sleep(0.1)
+        stop.set()
+        for thread in threads:
+            thread.join(TIMEOUT)
+        code = server.process.wait(TIMEOUT)
+    finally:
+        stop.set()
+        server.stop()
+    before = [status for started, status in sent if started < signalled]
+    assert before and set(before) == {200}, sorted(set(map(str, before)))
+    assert {status for _, status in sent} == {200}  # during the drain too: the listener still took them
+    assert health and set(health) == {503}, health
+    assert code == 0

@@ -7,7 +7,7 @@
                              request queued and how long its model calls took, ``X-Batch-Rows`` how
                              many rows shared its (largest) model call; a text model (lesson 15)
                              takes ``{"inputs": ["a text", ...]}``, tokenized as in training
-``GET /health``              200 while the model is loaded and requests are taken, 503 when shutting down
+``GET /health``              200 while the model is loaded and requests are taken, 503 from SIGTERM on
 ``GET /metadata``            task, labels, input width, the batching settings, versions
 ``GET /metrics``             Prometheus text format (see :mod:`mlkit.serve.metrics`)
 ``GET /drift``               the crude drift watch (see :mod:`mlkit.serve.drift`)
@@ -44,8 +44,11 @@ import importlib.metadata
 import ipaddress
 import json
 import os
+import signal
+import threading
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from types import FrameType
 
 import numpy as np
 import orjson
@@ -66,6 +69,7 @@ DISCONNECTED = 499  # the status counted for a client that went away before its 
 BODY_TIMEOUT_S = 5.0  # seconds a request's body may take to arrive, once its headers have
 BIG_BODY = 100_000  # bodies larger than this are parsed and answered on a thread, off the event loop
 INLINE_BELOW_S = 0.001  # model calls shorter than this (on average) run on the event loop, longer ones on a thread
+CLOSE = (b"connection", b"close")  # sent with every answer while draining: clients move to another server
 ROUTES = ("/predict", "/health", "/metadata", "/metrics", "/drift", "/admin/reload", "/admin/drift/reset")
 
 
@@ -99,6 +103,7 @@ class State:
         self.settled = 0  # /predict requests in the batcher's hands
         self.reload_lock = asyncio.Lock()
         self.reloads = 0
+        self.draining = False  # SIGTERM came: /health says 503, every answer closes its connection
 
     def _may_join(self) -> int:
         """How many more requests could join a batch now: open connections without a request in the batcher's
@@ -139,6 +144,8 @@ class ServingApp(FastAPI):
                 nonlocal status
                 if message["type"] == "http.response.start":
                     status = message["status"]
+                    if self.mlkit.draining:
+                        message = {**message, "headers": [*message.get("headers", []), CLOSE]}
                 await send(message)
 
             await super().__call__(scope, receive, sending)
@@ -159,6 +166,8 @@ class ServingApp(FastAPI):
             status, data, headers = 500, orjson.dumps(_internal_problem(e)), None
         raw = [(b"content-length", str(len(data)).encode()), (b"content-type", b"application/json")]
         raw += [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in (headers or {}).items()]
+        if self.mlkit.draining:
+            raw.append(CLOSE)
         await send({"type": "http.response.start", "status": status, "headers": raw})
         await send({"type": "http.response.body", "body": data})
         return status
@@ -192,7 +201,8 @@ def create_app(settings: Settings, model: ServedModel | None = None, *, workers:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         state.batcher.start()
-        yield
+        with _drain_on_sigterm(state, settings.drain_s):
+            yield
         await state.batcher.stop(timeout=settings.shutdown_timeout_s)
 
     app = ServingApp(
@@ -209,7 +219,7 @@ def create_app(settings: Settings, model: ServedModel | None = None, *, workers:
 
     @app.get("/health", summary="200 while the model is loaded and requests are taken")
     async def health() -> JSONResponse:
-        closing = state.batcher.closed
+        closing = state.draining or state.batcher.closed
         content = {
             "status": "shutting down" if closing else "ok",
             "artifact": str(state.model.path),
@@ -277,6 +287,31 @@ def create_app(settings: Settings, model: ServedModel | None = None, *, workers:
         }
 
     return app
+
+
+@contextlib.contextmanager
+def _drain_on_sigterm(state: State, drain_s: float) -> Iterator[None]:
+    """On SIGTERM, answer /health 503 at once and go on serving for ``drain_s`` seconds (a load balancer's time to
+    see it and stop sending; each answer meanwhile closes its connection), then begin uvicorn's own graceful stop,
+    which answers what was read. Wraps the handler uvicorn installed; a second SIGTERM stops at once."""
+    stop = signal.getsignal(signal.SIGTERM)  # uvicorn's handle_exit, in this process's main thread
+    if drain_s <= 0 or not callable(stop) or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    loop = asyncio.get_running_loop()
+
+    def drain(number: int, frame: FrameType | None) -> None:
+        if state.draining:
+            stop(number, frame)
+            return
+        state.draining = True
+        loop.call_soon_threadsafe(loop.call_later, drain_s, stop, number, None)
+
+    signal.signal(signal.SIGTERM, drain)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, stop)
 
 
 def _predict_doc(model: ServedModel) -> dict:

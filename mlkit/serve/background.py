@@ -9,7 +9,8 @@
 runs) as a child process on 127.0.0.1 and a port the kernel picks, reads the
 one ready line it prints, then waits until ``/health`` answers 200; both waits
 are bounded. Leaving the ``with`` block (or :meth:`Server.stop`, or the end of
-the Python process) sends SIGTERM, which answers the requests in flight, and
+the Python process) sends SIGINT, as Ctrl-C does (the requests in flight are answered, with
+no drain period: nothing balances load onto a notebook's server), and
 kills the process if it has not gone within a timeout; and a server whose
 parent Python process died without stopping it stops itself within a second.
 A start that fails raises RuntimeError with what the server printed on stderr.
@@ -28,6 +29,7 @@ import dataclasses
 import os
 import queue
 import re
+import signal
 import subprocess
 import sys
 import tempfile
@@ -120,7 +122,7 @@ class Server:
         return self
 
     def stop(self, timeout: float = 15.0) -> int | None:
-        """SIGTERM (requests in flight are answered), then SIGKILL after ``timeout`` s; returns the exit status."""
+        """SIGINT (requests in flight are answered), then SIGKILL after ``timeout`` s; returns the exit status."""
         process = self.process
         if process is None:
             return None
@@ -129,7 +131,7 @@ class Server:
             self._key_file.unlink(missing_ok=True)  # the child read it at start and on reloads reuses its copy
             self._key_file = None
         if process.poll() is None:
-            process.terminate()
+            process.send_signal(signal.SIGINT)
             try:
                 process.wait(timeout)
             except subprocess.TimeoutExpired:

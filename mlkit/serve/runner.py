@@ -8,13 +8,16 @@ worker starts). Once the server answers, it prints exactly one line to stdout::
 
     mlkit serve: http://127.0.0.1:8000 (classification, 64 inputs, max batch 64, 1 worker; Ctrl-C stops)
 
-SIGTERM or Ctrl-C stops it gracefully: the socket stops accepting, requests in
-flight (queued ones included) are answered, then the process exits 0.
+SIGTERM stops it gracefully, the way a load balancer expects: ``/health`` answers 503
+at once while the socket goes on accepting and every request is answered for
+``drain_s`` seconds (each answer closes its connection), then the socket stops
+accepting, requests in flight (queued ones included) are answered, and the process
+exits 0. Ctrl-C (SIGINT) does the same without the drain period.
 
 With ``workers=1`` (the default) uvicorn serves the model loaded here. With more,
 uvicorn's own supervisor (``uvicorn.supervisors.Multiprocess``) starts that many
 fresh Pythons on the shared socket (the kernel hands each new connection to one),
-replaces one that dies and stops them on SIGTERM; each loads the artifact itself and
+replaces one that dies and stops them on SIGTERM (each drains as above); each loads the artifact itself and
 shares its metrics through files (see :mod:`mlkit.serve.metrics`). Each worker
 batches on its own, so batches are smaller than one worker's would be at the same
 load; workers pay off when the per-request Python, not the model, keeps a core busy.

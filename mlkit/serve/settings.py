@@ -106,6 +106,13 @@ class Settings:
             "help": "open connections per process (fewer if open files are limited); past it the oldest idle closes",
         },
     )
+    drain_s: float = field(
+        default=3.0,
+        metadata={
+            "option": "--drain-s",
+            "help": "seconds after SIGTERM of /health 503 while requests are still taken (Ctrl-C: none)",
+        },
+    )
     shutdown_timeout_s: float = field(
         default=10.0, metadata={"option": "--shutdown-timeout", "help": "seconds to finish requests on SIGTERM"}
     )
@@ -134,7 +141,8 @@ class Settings:
             problems.append(f"port must be at most 65535, got {self.port}")
         if self.max_batch > MAX_BATCH_LIMIT:
             problems.append(f"max_batch must be at most {MAX_BATCH_LIMIT}, got {self.max_batch}")
-        for name in ("max_wait_ms", "model_delay_ms", "shutdown_timeout_s", "drift_threshold", "idle_timeout_s"):
+        seconds = ("shutdown_timeout_s", "idle_timeout_s", "drain_s")
+        for name in ("max_wait_ms", "model_delay_ms", "drift_threshold", *seconds):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and value >= 0 and value == value):
                 problems.append(f"{name} must be a number >= 0, got {value!r}")
