@@ -8,12 +8,12 @@ KERNEL := mlkit
 
 env: $(VENV)/.installed
 
-# A fresh virtual environment with mlkit (editable), the notebook and test tools, the ONNX path,
+# A fresh virtual environment with mlkit (editable), the notebook and test tools, the ONNX path, nbgrader,
 # and a Jupyter kernel named "mlkit" registered inside the environment (mlkit/tools/kernel.py says how).
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[notebooks,serve,test,onnx,site]'
+	$(PY) -m pip install --quiet -e '.[notebooks,serve,test,onnx,site,grade]'
 	$(PY) -m mlkit kernel
 	touch $@
 

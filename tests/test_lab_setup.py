@@ -54,10 +54,11 @@ def test_install_writes_the_files_into_the_prefix_and_keeps_what_was_there(tmp_p
     assert {p.relative_to(tmp_path).as_posix() for p in written} == {
         "share/jupyter/lab/settings/overrides.json",
         "etc/jupyter/jupyter_server_config.json",
+        "etc/jupyter/labconfig/page_config.json",
     }
     assert json.loads(written[0].read_text()) == kernel.LAB_OVERRIDES
     merged = json.loads(config.read_text())
-    assert merged["ServerApp"] == {"port": 9999} and merged["LabApp"]["collaborative"] is True
+    assert merged["ServerApp"]["port"] == 9999 and merged["LabApp"]["collaborative"] is True
     assert merged["LabApp"]["news_url"] is None and merged["MultiKernelManager"]["default_kernel_name"] == "mlkit"
 
 
@@ -97,3 +98,11 @@ def test_lab_starts_with_no_news_and_no_update_check(lab):
 def test_lab_offers_the_mlkit_kernel_first(lab):
     specs = httpx.get(f"{lab}/api/kernelspecs").json()
     assert specs["default"] == kernel.NAME and kernel.NAME in specs["kernelspecs"]
+
+
+def test_lab_shows_learners_no_nbgrader_panels(lab):
+    """nbgrader (the teacher's grading tool) is installed beside the lab; its extensions are off for learners."""
+    page = httpx.get(f"{lab}/lab").text
+    config = json.loads(page.split('id="jupyter-config-data" type="application/json">')[1].split("</script>")[0])
+    assert "@jupyter/nbgrader" in config["disabledExtensions"]
+    assert httpx.get(f"{lab}/formgrader").status_code == 404

@@ -62,10 +62,15 @@ LAB_OVERRIDES: dict[str, dict] = {
         ]
     },
 }
+# nbgrader (the grade extra, for teachers: python -m mlkit grade) registers a lab extension and four server
+# extensions in the environment; a learner sees none of its panels, and the teacher needs only its command line.
+NBGRADER_SERVER = ("formgrader", "validate_assignment", "assignment_list", "course_list")
 SERVER_CONFIG: dict[str, dict] = {
     "LabApp": {"news_url": None, "check_for_updates_class": "jupyterlab.NeverCheckForUpdate"},
     "MultiKernelManager": {"default_kernel_name": NAME},
+    "ServerApp": {"jpserver_extensions": {f"nbgrader.server_extensions.{name}": False for name in NBGRADER_SERVER}},
 }
+PAGE_CONFIG: dict[str, dict] = {"disabledExtensions": {"@jupyter/nbgrader": True}}
 
 
 def install_lab_settings(prefix: str = sys.prefix) -> list[Path]:
@@ -74,6 +79,7 @@ def install_lab_settings(prefix: str = sys.prefix) -> list[Path]:
     files: dict[Path, dict[str, dict]] = {
         Path(prefix) / "share" / "jupyter" / "lab" / "settings" / "overrides.json": LAB_OVERRIDES,
         Path(prefix) / "etc" / "jupyter" / "jupyter_server_config.json": SERVER_CONFIG,
+        Path(prefix) / "etc" / "jupyter" / "labconfig" / "page_config.json": PAGE_CONFIG,
     }
     for path, settings in files.items():
         current = json.loads(path.read_text()) if path.is_file() else {}
