@@ -59,3 +59,25 @@ def test_a_lesson_without_worked_solutions_is_refused(tmp_path):
     (tmp_path / "99_none.ipynb").write_text(json.dumps({"cells": [], "metadata": {}, "nbformat": 4}))
     with pytest.raises(FileNotFoundError, match="99_none"):
         grading.teacher_version("99_none", Path(tmp_path))
+
+
+def test_report_shows_right_tried_and_not_tried_and_writes_json(tmp_path, monkeypatch, capsys):
+    from mlkit.lessons import check
+    from mlkit.lessons.check import results as report_module
+    from mlkit.lessons.check import verdict
+
+    monkeypatch.setattr(verdict, "RESULTS", {})
+    monkeypatch.setattr(report_module, "RESULTS", verdict.RESULTS)
+    with pytest.raises(ValueError, match="yet"):
+        report_module.report()
+    check.equal_logits((1.0986, -0.6667))
+    check.shifted_naive_finite(True)  # wrong: the shifted naive loss is still infinite
+    results = report_module.report(path=tmp_path / "mine.json")  # the lesson whose check ran last
+    assert [e["result"] for e in results["exercises"]] == ["right", "tried", "not tried"]
+    assert (results["lesson"], results["right"], results["of"]) == ("03", 1, 3)
+    assert json.loads((tmp_path / "mine.json").read_text()) == results
+    assert "1 of 3 right" in capsys.readouterr().out
+    check.shifted_naive_finite(None)  # the last verdict counts: not answered now
+    assert report_module.report(3, tmp_path / "again.json")["exercises"][1]["result"] == "not tried"
+    with pytest.raises(ValueError, match="0 to 15"):
+        report_module.report(16)
