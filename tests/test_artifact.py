@@ -574,6 +574,55 @@ def test_a_child_that_crashes_gives_a_clear_error_and_the_caller_survives(never_
         killer.join()
 
 
+def gone(pid: int, within: float) -> bool:
+    """Whether process ``pid`` ends (or is a zombie, dead but not yet reaped) within ``within`` seconds."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (FileNotFoundError, ProcessLookupError):
+            return True
+        if state in ("Z", "X"):
+            return True
+        time.sleep(0.1)
+    return False
+
+
+@pytest.mark.skipif(shutil.which("pgrep") is None or not Path("/proc").is_dir(), reason="finds the child in /proc")
+@pytest.mark.parametrize("how", ["SIGKILL", "SIGTERM"])
+def test_the_child_dies_with_its_parent(never_returns, how):
+    """A caller killed mid-check leaves no program running on without it."""
+    parent = subprocess.Popen(
+        [sys.executable, "-c", "import sys, mlkit; mlkit.verify_artifact(sys.argv[1])", str(never_returns)]
+    )
+    child = None
+    try:
+        deadline = time.monotonic() + 60
+        while child is None and time.monotonic() < deadline and parent.poll() is None:
+            found = subprocess.run(["pgrep", "-P", str(parent.pid), "-f", "verify.py"], capture_output=True, text=True)
+            child = int(found.stdout.split()[0]) if found.stdout.split() else None
+            time.sleep(0.1)
+        assert child is not None, "the parent never started the check"
+        time.sleep(8.0)  # well into the program: a child killed earlier dies anyway, writing its progress to no one
+        os.kill(parent.pid, getattr(signal, how))
+        parent.wait(10)
+        assert gone(child, within=5), f"the child {child} runs on after its parent was killed with {how}"
+    finally:
+        parent.kill()
+        parent.wait()
+        if child is not None and not gone(child, within=0.1):
+            os.kill(child, signal.SIGKILL)
+
+
+def test_the_child_has_its_own_time_limit(never_returns, monkeypatch):
+    """Even if its caller never stops it, the child ends itself: here 3 s, where the caller waits 30."""
+    monkeypatch.setattr(verify, "_GRACE_S", -27.0)
+    started = time.monotonic()
+    with pytest.raises(ValueError, match=r"took more than 30 s \(while running the program") as error:
+        mlkit.verify_artifact(never_returns, timeout=30)
+    assert time.monotonic() - started < 25, str(error.value)
+
+
 # --- saving: never missing, never half-written --------------------------------------------------------------------
 
 

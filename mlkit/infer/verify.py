@@ -27,14 +27,18 @@ here; it does not prove that every input or batch size terminates.
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import hmac
 import json
+import math
 import os
 import secrets
 import signal
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +50,7 @@ TIMEOUT_S = 60.0  # for the child: a fresh Python, JAX, one deserialization and 
 CHECK_BATCHES = 64  # the child runs every batch bucket up to this many rows
 _SIGNATURE = b"hmac-sha256:"
 _OUTPUT_CAP = 64 << 20  # the most the child's report may hold
+_GRACE_S = 5.0  # the child's own limit is the caller's plus this, so the caller's (clearer) message comes first
 
 
 def as_key(key: bytes | str, source: str = "the key") -> bytes:
@@ -168,22 +173,25 @@ def run_in_child(
         "metadata": {key: metadata[key] for key in ("input", "output", "platforms", "versions")},
     }
     env = {**os.environ, "XLA_PYTHON_CLIENT_PREALLOCATE": "false"}  # share a GPU with the caller, not grab it
-    command = [sys.executable, str(Path(__file__).resolve())]
+    command = [sys.executable, str(Path(__file__).resolve()), str(os.getpid()), f"{timeout + _GRACE_S:g}"]
     blame = (
         "Do not load it: its program is damaged or was not written by mlkit. Re-save it from the trained "
         "model; if it comes from someone you trust, ask for it signed (save_predictor(..., key=KEY)) and "
         "load it with that key."
+    )
+    too_long = lambda stdout: ValueError(
+        f"{source}: checking its program in a child process took more than {timeout:g} s ({_stage(stdout)}), so "
+        f"it was stopped; a program that never returns would hang whoever loads it. {blame} (On a very slow or "
+        f"busy machine, pass a larger verify_timeout.)"
     )
     try:
         done = subprocess.run(
             command, input=json.dumps(spec).encode() + b"\n" + payload, capture_output=True, timeout=timeout, env=env
         )
     except subprocess.TimeoutExpired as e:
-        raise ValueError(
-            f"{source}: checking its program in a child process took more than {timeout:g} s "
-            f"({_stage(e.stdout)}), so it was stopped; a program that never returns would hang whoever loads "
-            f"it. {blame} (On a very slow or busy machine, pass a larger verify_timeout.)"
-        ) from None
+        raise too_long(e.stdout) from None
+    if done.returncode == -getattr(signal, "SIGALRM", 0):  # the child's own time limit (see _die_with)
+        raise too_long(done.stdout)
     if done.returncode < 0:
         name = signal.Signals(-done.returncode).name if -done.returncode in signal.valid_signals() else "a signal"
         raise ValueError(
@@ -231,7 +239,32 @@ def _child() -> None:
     print(json.dumps({"outputs": np.asarray(answers).tolist()}), flush=True)
 
 
+def _die_with(parent: int, seconds: float) -> None:
+    """End this child when ``parent`` ends (killed, even by SIGKILL) and after ``seconds`` in any case.
+
+    The caller stops a child that runs past its time limit, but a caller that is itself killed
+    cannot: without this, a program that never returns would run on after it, for ever.
+    """
+    if sys.platform.startswith("linux"):  # the kernel sends SIGKILL when the parent goes: PR_SET_PDEATHSIG
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent:  # it died before that took effect
+        os._exit(1)
+    if hasattr(signal, "alarm"):  # the default action of SIGALRM ends the process, even inside XLA's C++
+        signal.signal(signal.SIGALRM, signal.SIG_DFL)
+        signal.alarm(max(1, math.ceil(seconds)))
+
+    def watch() -> None:  # where neither exists (macOS has no PR_SET_PDEATHSIG, Windows no SIGALRM)
+        deadline = time.monotonic() + seconds
+        while os.getppid() == parent and time.monotonic() < deadline:
+            time.sleep(0.25)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
 if __name__ == "__main__":
+    if len(sys.argv) == 3:  # started by run_in_child: its pid and the time limit
+        _die_with(int(sys.argv[1]), float(sys.argv[2]))
     try:
         _child()
     except Exception as e:  # a program jax cannot read: say what, in one line, for the parent's message
