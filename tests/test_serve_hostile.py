@@ -193,3 +193,43 @@ def test_sigterm_drains_health_503_answers_every_request_then_exits_0(artifact, 
     assert {status for _, status in sent} == {200}  # during the drain too: the listener still took them
     assert health and set(health) == {503}, health
     assert code == 0
+
+
+def worker_pids(server: Server) -> list[int]:
+    """The supervisor's worker processes (multiprocessing's spawned Pythons)."""
+    children = Path(f"/proc/{server.pid}/task/{server.pid}/children").read_text().split()
+    return [int(pid) for pid in children if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()]
+
+
+def wait_for_two_serving_workers(server: Server, gone: list[int]) -> None:
+    deadline, workers, answered = time.monotonic() + 90, [], set()
+    while time.monotonic() < deadline:
+        assert server.process is not None and server.process.poll() is None, server.stderr()
+        workers = worker_pids(server)
+        if len(workers) == 2 and not set(gone) & set(workers):
+            with contextlib.suppress(httpx.HTTPError):
+                answered |= {httpx.get(f"{server.url}/health", timeout=5).json()["pid"] for _ in range(5)}
+                if answered >= set(workers):
+                    return
+        time.sleep(0.2)
+    raise AssertionError(f"the killed worker was not replaced: workers {workers}, /health from {answered}")
+
+
+def test_the_restart_budget_is_a_rate_a_worker_killed_now_and_then_is_always_replaced(artifact):
+    """At most 1 restart a second: three kill -9s, each after the last one recovered, leave it serving (a budget
+    of 2 restarts in all would have ended it); both workers killed at once are 2 in a second, which stops it."""
+    with Server(artifact, start_timeout=90, workers=2, restart_limit=1, restart_window_s=1.0) as server:
+        assert server.process is not None
+        for _ in range(3):
+            victim = worker_pids(server)[0]
+            os.kill(victim, signal.SIGKILL)
+            wait_for_two_serving_workers(server, [victim])
+            time.sleep(1.0)  # the window forgets the last restart
+        assert answers(server.url) == (200, 200)
+        for pid in worker_pids(server):
+            os.kill(pid, signal.SIGKILL)
+        assert server.process.wait(TIMEOUT) == 1
+        deadline = time.monotonic() + 5
+        while "keep dying" not in server.stderr() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert "workers keep dying" in server.stderr()

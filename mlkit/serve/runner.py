@@ -205,11 +205,15 @@ def worker_app(settings: Settings, workers: int) -> ServingApp:
 
 class _Workers(Multiprocess):
     """uvicorn's supervisor, printing the ready line once every worker serves; SIGTERM or Ctrl-C also ends
-    the wait for them."""
+    the wait for them. uvicorn replaces a dead worker however often it dies; this one stops the server (exit
+    status 1) when more than ``restart_limit`` replacements fall within ``restart_window_s`` seconds, a rate: a
+    worker killed now and then is replaced for ever, one that dies as soon as it starts ends the server."""
 
-    def __init__(self, config: uvicorn.Config, sockets: list[socket.socket], line: str):
+    def __init__(self, config: uvicorn.Config, sockets: list[socket.socket], line: str, settings: Settings):
         super().__init__(config, sockets)
-        self.line, self.ready = line, False
+        self.line, self.ready, self.failed = line, False, False
+        self.restart_limit, self.restart_window_s = settings.restart_limit, settings.restart_window_s
+        self.restarts: list[float] = []  # when each replacement started, within the window
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, self._stop_on)
 
@@ -223,13 +227,29 @@ class _Workers(Multiprocess):
             self.ready = True
             print(self.line, flush=True)
 
+    def keep_subprocess_alive(self) -> None:
+        before = list(self.processes)
+        super().keep_subprocess_alive()
+        now = time.monotonic()
+        replaced = sum(old is not new for old, new in zip(before, self.processes, strict=False))
+        self.restarts = [t for t in self.restarts if t > now - self.restart_window_s] + [now] * replaced
+        if len(self.restarts) > self.restart_limit and not self.should_exit.is_set():
+            print(
+                f"error: workers keep dying: {len(self.restarts)} restarts within {self.restart_window_s:g} s "
+                f"(--restart-limit {self.restart_limit}); stopping. The workers' stderr above says why.",
+                file=sys.stderr,
+                flush=True,
+            )
+            self.failed = True
+            self.should_exit.set()
+
 
 def _workers(settings: Settings, sock: socket.socket, line: str) -> int:
     metrics_dir = tempfile.mkdtemp(prefix="mlkit-serve-metrics-")
     previous = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir  # inherited by the workers, read when they import prometheus
     app = functools.partial(worker_app, settings, settings.workers)
-    supervisor = _Workers(_config(settings, app, factory=True, workers=settings.workers), [sock], line)
+    supervisor = _Workers(_config(settings, app, factory=True, workers=settings.workers), [sock], line, settings)
     try:
         supervisor.run()
     finally:
@@ -238,4 +258,4 @@ def _workers(settings: Settings, sock: socket.socket, line: str) -> int:
         else:
             os.environ["PROMETHEUS_MULTIPROC_DIR"] = previous
         shutil.rmtree(metrics_dir, ignore_errors=True)
-    return 0 if supervisor.ready else 2
+    return 1 if supervisor.failed else 0 if supervisor.ready else 2

@@ -113,6 +113,13 @@ class Settings:
             "help": "seconds after SIGTERM of /health 503 while requests are still taken (Ctrl-C: none)",
         },
     )
+    restart_limit: int = field(
+        default=10,
+        metadata={"option": "--restart-limit", "help": "worker restarts allowed within --restart-window; more stop"},
+    )
+    restart_window_s: float = field(
+        default=30.0, metadata={"option": "--restart-window", "help": "seconds over which worker restarts count"}
+    )
     shutdown_timeout_s: float = field(
         default=10.0, metadata={"option": "--shutdown-timeout", "help": "seconds to finish requests on SIGTERM"}
     )
@@ -134,6 +141,7 @@ class Settings:
             *_at_least("max_body_bytes", self.max_body_bytes, 64, "the largest request body"),
             *_at_least("max_header_bytes", self.max_header_bytes, 1024, "the largest request headers"),
             *_at_least("max_connections", self.max_connections, 1, "open connections per process"),
+            *_at_least("restart_limit", self.restart_limit, 0, "worker restarts allowed in the window"),
             *_at_least("drift_window", self.drift_window, 1, "rows the running mean remembers"),
             *_at_least("drift_min_rows", self.drift_min_rows, 0, "rows seen before drift can be flagged"),
         ]
@@ -141,7 +149,7 @@ class Settings:
             problems.append(f"port must be at most 65535, got {self.port}")
         if self.max_batch > MAX_BATCH_LIMIT:
             problems.append(f"max_batch must be at most {MAX_BATCH_LIMIT}, got {self.max_batch}")
-        seconds = ("shutdown_timeout_s", "idle_timeout_s", "drain_s")
+        seconds = ("shutdown_timeout_s", "idle_timeout_s", "drain_s", "restart_window_s")
         for name in ("max_wait_ms", "model_delay_ms", "drift_threshold", *seconds):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and value >= 0 and value == value):
