@@ -23,12 +23,18 @@ if TYPE_CHECKING:  # for the annotation only
 
 
 def _train(args) -> int:
+    """Exit codes: 0 completed or early-stopped (and saved, with --out); 1 diverged or learned nothing
+    (nothing saved unless --save-anyway); 130 interrupted (Ctrl-C: nothing saved); 2 a mistake in the options."""
     import mlkit
+    from mlkit.infer.artifact import _check_target  # save_predictor's own rule, checked before training
+    from mlkit.train.loop import catch_interrupts
 
     _check_train_options(args)
     if args.out:
         if Path(args.out).is_file() and not args.out.lower().endswith(".onnx"):
             raise ValueError(f"--out {args.out} is a file; give a directory for the artifact, or a .onnx name.")
+        if not args.out.lower().endswith(".onnx"):
+            _check_target(Path(args.out))  # an existing directory that is not an artifact: refused now, not after
         _check_writable(args.out)
     label = int(args.label) if args.label is not None and args.label.isdigit() else args.label  # numbered from 0
     data = mlkit.load_dataset(args.data, seed=args.seed, label=label)
@@ -53,24 +59,33 @@ def _train(args) -> int:
             seed=args.seed,
         )
     config = mlkit.TrainConfig(**_values(mlkit.TrainConfig, args))
-    history = mlkit.fit(model, data, config)
-    print(history)
-    if history.message:
-        print(history.message)
-    test_loss, test_acc = mlkit.evaluate(model, data.test, data.task)
-    print(f"test loss {test_loss:.4f}" + (f", test accuracy {test_acc:.4f}" if data.task == "classification" else ""))
-    if args.out and history.status == "diverged" and not args.save_anyway:
-        print(f"error: training diverged, so nothing was saved to {args.out}; --save-anyway saves it.", file=sys.stderr)
-    elif args.out and not history.epochs and history.status != "diverged":  # Ctrl-C in the first epoch, say:
-        # an untrained model must not replace the one already there
-        print(f"error: no epoch finished ({history.status}), so nothing was saved to {args.out}.", file=sys.stderr)
-    elif args.out:
-        mlkit.save_predictor(mlkit.freeze(model, data), args.out)
-        kept = f" as of epoch {history.epochs} (interrupted)" if history.status == "interrupted" else ""
-        print(f"saved the frozen predictor{kept} to {args.out}")
-    if history.status == "interrupted":
-        return 130  # as for any Ctrl-C
-    return 0 if history.status in ("completed", "early_stopped") else 1
+    history = mlkit.fit(model, data, config)  # Ctrl-C here ends the run as "interrupted"
+    with catch_interrupts() as interrupted:  # and from here to the save, a Ctrl-C is never lost either
+        print(history)
+        if history.message:
+            print(history.message)
+        test_loss, test_acc = mlkit.evaluate(model, data.test, data.task)
+        accuracy = f", test accuracy {test_acc:.4f}" if data.task == "classification" else ""
+        print(f"test loss {test_loss:.4f}{accuracy}")
+        good = history.status in ("completed", "early_stopped")
+        if history.status == "interrupted" or interrupted():
+            if args.out:
+                print(f"error: interrupted, so nothing was saved to {args.out}.", file=sys.stderr)
+            return 130  # as for any Ctrl-C
+        if args.out and not good and not args.save_anyway:
+            print(
+                f"error: training {history.status.replace('_', ' ')}, so nothing was saved to {args.out}; "
+                f"--save-anyway saves it.",
+                file=sys.stderr,
+            )
+        elif args.out:
+            predictor = mlkit.freeze(model, data)
+            if interrupted():
+                print(f"error: interrupted, so nothing was saved to {args.out}.", file=sys.stderr)
+                return 130
+            mlkit.save_predictor(predictor, args.out)
+            print(f"saved the frozen predictor to {args.out}")
+    return 0 if good else 1
 
 
 def _check_train_options(args) -> None:
@@ -316,7 +331,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--batch-norm", action="store_true")
     add_options(train, TrainConfig)
     train.add_argument("--out", default=None, help="directory for the deployable predictor artifact")
-    train.add_argument("--save-anyway", action="store_true", help="save the artifact even if training diverged")
+    train.add_argument(
+        "--save-anyway", action="store_true", help="save the artifact even if training diverged or learned nothing"
+    )
     train.set_defaults(run=_train)
 
     predict = commands.add_parser("predict", help="label the rows of a CSV or NPZ file with a saved predictor")

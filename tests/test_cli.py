@@ -101,15 +101,44 @@ def test_a_diverged_run_exits_non_zero_and_saves_nothing_unless_asked(tmp_path, 
     assert mlkit.load_predictor(out).predict(np.zeros((1, 64))).shape == (1,)
 
 
-def test_ctrl_c_in_the_first_epoch_keeps_the_saved_model_and_exits_130(artifact_dir, tmp_path, monkeypatch, capsys):
-    """An interrupted run with no epoch kept would save an untrained model over the one already there."""
+@pytest.mark.parametrize("epochs", [0, 2])
+def test_ctrl_c_keeps_the_saved_model_and_exits_130(artifact_dir, tmp_path, monkeypatch, capsys, epochs):
+    """An interrupted run saves nothing: neither an untrained model nor a half-trained one replaces the one there."""
     out = tmp_path / "good"
     shutil.copytree(artifact_dir, out)
     before = {f.name: f.read_bytes() for f in out.iterdir()}
-    monkeypatch.setattr(mlkit, "fit", lambda *a, **k: mlkit.train.History(status="interrupted"))
+    history = mlkit.train.History(
+        train_loss=[1.0] * epochs,
+        train_acc=[0.5] * epochs,
+        val_loss=[1.0] * epochs,
+        val_acc=[0.5] * epochs,
+        epoch_time=[0.1] * epochs,
+        train_time=[0.1] * epochs,
+        status="interrupted",
+    )
+    monkeypatch.setattr(mlkit, "fit", lambda *a, **k: history)
     assert main(["train", "--hidden", "8", "--epochs", "5", "--out", str(out)]) == 130
-    assert f"no epoch finished (interrupted), so nothing was saved to {out}" in capsys.readouterr().err
+    assert f"interrupted, so nothing was saved to {out}" in capsys.readouterr().err
     assert {f.name: f.read_bytes() for f in out.iterdir()} == before
+
+
+def test_a_run_that_ends_at_chance_exits_1_and_saves_nothing_unless_asked(tmp_path, capsys):
+    out = tmp_path / "model"
+    wreck = ["train", "--optimizer", "momentum", "--lr", "0.3", "--epochs", "60", "--hidden", "64", "64"]
+    assert main([*wreck, "--out", str(out)]) == 1
+    captured = capsys.readouterr()
+    assert "status='diverged'" in captured.out and "no better than chance" in captured.out
+    assert f"nothing was saved to {out}; --save-anyway saves it" in captured.err
+    assert not out.exists()
+    assert main([*wreck, "--out", str(out), "--save-anyway"]) == 1
+    assert mlkit.load_predictor(out).predict(np.zeros((1, 64))).shape == (1,)
+
+
+def test_out_into_a_directory_that_is_not_an_artifact_is_refused_before_training(tmp_path, capsys, no_training):
+    (tmp_path / "notes.txt").write_text("mine")
+    assert main(["train", "--hidden", "8", "--epochs", "1", "--out", str(tmp_path)]) == 2
+    assert "not a predictor artifact" in one_error_line(capsys)
+    assert (tmp_path / "notes.txt").read_text() == "mine"
 
 
 def test_label_picks_a_csv_column_by_number_too(tmp_path, capsys):
@@ -197,3 +226,57 @@ def test_serve_options_are_settings_and_a_background_server_passes_them_so(monke
             main(command[3:])
         assert reached.value.args[0] == Settings(tmp_path, port=0, **options)
     assert "--shutdown-timeout" in command and "--no-fixed-shape" in command  # the names operators know
+
+
+SLOW_GC = """
+import gc, runpy, sys, time
+import mlkit.train.loop as loop
+
+record = loop._record
+
+
+def slow_gc_after_the_first_epoch(*args):
+    # From here on the process runs Python code inside a garbage-collection callback most of the time,
+    # as it does now and then inside JAX's own (_xla_gc_callback): a KeyboardInterrupt raised there is
+    # printed as "Exception ignored" and lost.
+    if not gc.callbacks or gc.callbacks[-1] is not pause:
+        gc.callbacks.append(pause)
+        gc.set_threshold(50)
+        print("first epoch done", file=sys.stderr, flush=True)
+    record(*args)
+
+
+def pause(phase, info):
+    time.sleep(0.005)
+
+
+loop._record = slow_gc_after_the_first_epoch
+sys.argv = ["mlkit", *sys.argv[1:]]
+runpy.run_module("mlkit", run_name="__main__")
+"""
+
+
+def test_a_real_ctrl_c_always_stops_training_exits_130_and_overwrites_nothing(artifact_dir, tmp_path):
+    import os
+    import signal
+    import time
+
+    out = tmp_path / "good"
+    shutil.copytree(artifact_dir, out)
+    before = {f.name: f.read_bytes() for f in out.iterdir()}
+    args = ["train", "--hidden", "8", "--epochs", "100000", "--no-progress", "--out", str(out)]
+    child = subprocess.Popen([sys.executable, "-c", SLOW_GC, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    seen, deadline = b"", time.monotonic() + 120
+    while b"first epoch done" not in seen and child.poll() is None and time.monotonic() < deadline:
+        seen += os.read(child.stderr.fileno(), 4096)
+    time.sleep(0.5)
+    child.send_signal(signal.SIGINT)
+    try:
+        stdout, stderr = child.communicate(timeout=90)
+    except subprocess.TimeoutExpired:
+        child.kill()
+        child.communicate()
+        pytest.fail("Ctrl-C was lost: training went on")
+    assert child.returncode == 130, stderr.decode()[-2000:]
+    assert "status='interrupted'" in stdout.decode() and b"nothing was saved" in stderr
+    assert {f.name: f.read_bytes() for f in out.iterdir()} == before

@@ -198,3 +198,19 @@ def test_nan_target_is_refused_not_a_regression_or_a_class():
 def test_arrays_that_cannot_be_a_data_set(x, y, message):
     with pytest.raises(ValueError, match=message):
         mlkit.make_dataset(x, y)
+
+
+@pytest.mark.parametrize("image_shape", [None, (8, 8)])
+def test_a_value_whose_square_passes_float32_is_refused_naming_the_range(digits, image_shape):
+    x = np.concatenate([digits.train.raw_x, digits.val.raw_x, digits.test.raw_x])
+    y = np.concatenate([digits.train.y, digits.val.y, digits.test.y])
+    x[5, 10] = 1e30  # finite in float32, but its square is not: every scale became NaN or infinite
+    with pytest.raises(ValueError, match=r"Feature 10 cannot be standardised: it holds 1e\+30 .*float32.*3\.4e\+38"):
+        mlkit.make_dataset(x, y, seed=0, image_shape=image_shape)
+
+
+def test_a_float64_value_beyond_float32_is_refused_naming_the_cell():
+    x = np.random.default_rng(0).random((100, 3))
+    x[4, 1] = 1e39
+    with pytest.raises(ValueError, match=r"x\[4, 1\] = 1e\+39 is beyond the range of float32"):
+        mlkit.make_dataset(x, np.arange(100) % 2)

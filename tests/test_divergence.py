@@ -146,3 +146,45 @@ def test_sweep_uses_the_same_rule():
     assert diverged_runs(loss, val, np.full((5, 1), 10.0)).tolist() == [False, True, True, False, True]
     val[3, 0] = np.inf
     assert diverged_runs(loss, val, np.full((5, 1), 10.0))[3]
+
+
+@pytest.fixture(scope="module")
+def good_state(digits):
+    """The state of a small MLP trained to about 96% validation accuracy (each test builds its own model)."""
+    model = mlp(digits, hidden=(64, 64))
+    history = mlkit.fit(model, digits, mlkit.TrainConfig(epochs=15, progress=False))
+    assert history.status == "completed" and history.val_acc[-1] > 0.94
+    return nnx.state(model)
+
+
+@pytest.mark.parametrize("lr", [0.3, 1.0])
+def test_training_a_good_model_further_until_it_is_at_chance_diverges_and_keeps_the_start(digits, good_state, lr):
+    model = mlp(digits, hidden=(64, 64))
+    nnx.update(model, good_state)
+    before = [np.asarray(a) for a in jax.tree.leaves(nnx.state(model))]
+    history = mlkit.fit(model, digits, mlkit.TrainConfig(epochs=20, learning_rate=lr, progress=False))
+    assert history.status == "diverged", history
+    assert "far worse than it began" in history.message and "parameters it had before this fit" in history.message
+    assert history.epochs == 20 and history.val_acc[-1] < 0.2  # the curves show what happened
+    for a, b in zip(before, jax.tree.leaves(nnx.state(model)), strict=True):
+        np.testing.assert_array_equal(a, np.asarray(b))
+
+
+def test_a_fresh_model_that_learns_then_falls_to_chance_diverges_and_keeps_its_peak(digits):
+    model = mlp(digits, hidden=(64, 64))
+    config = mlkit.TrainConfig(epochs=60, optimizer="momentum", learning_rate=0.3, progress=False)
+    history = mlkit.fit(model, digits, config)
+    assert history.status == "diverged", history
+    assert "no better than chance" in history.message and "lower learning rate" in history.message
+    peak = int(re.search(r"parameters of epoch (\d+)", history.message).group(1))
+    assert mlkit.evaluate(model, digits.val)[1] == pytest.approx(history.val_acc[peak - 1])
+    assert history.val_acc[peak - 1] > 0.5
+
+
+def test_random_labels_learn_nothing(digits):
+    labels = np.random.default_rng(0).integers(0, 10, len(digits.train) + len(digits.val) + len(digits.test))
+    x = np.concatenate([digits.train.raw_x, digits.val.raw_x, digits.test.raw_x])
+    noise = mlkit.make_dataset(x, labels, seed=0)
+    history = mlkit.fit(mlp(noise), noise, mlkit.TrainConfig(epochs=5, progress=False))
+    assert history.status == "learned_nothing", history
+    assert "no better than chance" in history.message and history.epochs == 5

@@ -147,7 +147,7 @@ def make_dataset(
         return with_tokenizer(dataclasses.replace(rows, train=train, val=val, test=test), Tokenizer.fit(train.raw_x))
     check_layout(x.shape, x.dtype, y.shape, y.dtype, f"data set {name!r}")
     check_labels(y, f"data set {name!r}")
-    x = x.astype(np.float32, copy=False).reshape(len(x), -1)
+    x = _as_float32(x, name).reshape(len(x), -1)
     if not 0 <= val_fraction < 1 or not 0 < test_fraction < 1 or val_fraction + test_fraction >= 1:
         raise ValueError(
             f"Need 0 <= val_fraction, 0 < test_fraction and a sum below 1; got {val_fraction} and {test_fraction}."
@@ -170,6 +170,22 @@ def make_dataset(
     preprocessor = Preprocessor.fit(x[parts[0]], preprocess, floor=0.1 if image_shape else 0.0)
     train, val, test = (Split(x[i], preprocessor(x[i]).astype(np.float32), targets[i]) for i in parts)
     return Dataset(name, train, val, test, preprocessor, labels, image_shape, task, seed)
+
+
+def _as_float32(x: np.ndarray, name: str) -> np.ndarray:
+    """``x`` as float32, refusing finite values beyond float32's range (they would become infinite)."""
+    with np.errstate(over="ignore"):
+        x32 = x.astype(np.float32, copy=False)
+    if x.dtype.kind == "f" and x.dtype.itemsize > 4:
+        beyond = ~np.isfinite(x32) & np.isfinite(x)
+        if beyond.any():
+            index = tuple(int(i) for i in np.argwhere(beyond)[0])
+            raise ValueError(
+                f"Data set {name!r}: x[{', '.join(map(str, index))}] = {x[index].item():.4g} is beyond the range of "
+                f"float32 (±{np.finfo(np.float32).max:.2g}), the type training uses; fix the value or rescale the "
+                f"feature (divide the column by a power of ten)."
+            )
+    return x32
 
 
 def with_train_size(data: Dataset, n: int, seed: int = 0) -> Dataset:

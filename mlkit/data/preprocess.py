@@ -33,9 +33,11 @@ class Preprocessor:
             return cls(np.zeros(x.shape[1], np.float32), np.ones(x.shape[1], np.float32), kind)
         if kind != "standardize":
             raise ValueError(f"preprocess must be 'standardize' or 'none', got {kind!r}")
-        std = x.std(axis=0)
+        with np.errstate(over="ignore", invalid="ignore"):  # a value whose square passes float32: named below
+            mean, std = x.mean(axis=0), x.std(axis=0)
+        _check_finite(x, mean, std)
         lowest = max(floor * float(std.max()), 1e-6)  # a feature that never varies keeps a finite scale
-        return cls(x.mean(axis=0), np.maximum(std, lowest).astype(np.float32), kind, floor)
+        return cls(mean, np.maximum(std, lowest).astype(np.float32), kind, floor)
 
     def __call__(self, x):
         return (x - self.mean[None, :]) / self.scale[None, :]
@@ -51,3 +53,22 @@ class Preprocessor:
             d.get("kind", "standardize"),
             d.get("floor", 0.0),
         )
+
+
+_F32_MAX = float(np.finfo(np.float32).max)
+
+
+def _check_finite(x: np.ndarray, mean: np.ndarray, std: np.ndarray) -> None:
+    """Refuse finite features whose float32 statistics are not finite (NaN or infinite features are left
+    to the checks that name them as such: ``fit`` refuses them before training)."""
+    bad = ~(np.isfinite(mean) & np.isfinite(std)) & np.isfinite(x).all(axis=0)
+    if not bad.any():
+        return
+    k = int(np.argmax(bad))
+    r = int(np.argmax(np.abs(x[:, k])))
+    raise ValueError(
+        f"Feature {k} cannot be standardised: it holds {x[r, k]:.4g} (row {r} of the training split). "
+        f"Standardising squares each value's distance from the feature's mean in float32, whose range ends at "
+        f"±{_F32_MAX:.2g}, so a value more than about {np.sqrt(_F32_MAX):.2g} from the mean makes the spread "
+        f"infinite. Fix the value if it is a mistake, or rescale the feature (divide the column by a power of ten)."
+    )

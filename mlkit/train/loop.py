@@ -9,9 +9,12 @@ live in the optimiser state, so changing them compiles nothing.
 
 from __future__ import annotations
 
+import contextlib
 import math
+import signal
+import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import jax
@@ -25,19 +28,28 @@ from mlkit.models import eval_view, split_params
 from mlkit.train import parallel
 from mlkit.train.compiled import compiled
 from mlkit.train.config import TrainConfig, make_optimizer, optimizer
-from mlkit.train.steps import EXPLOSION_FACTOR, eval_epoch, explosion_limit, train_epoch
+from mlkit.train.steps import EXPLOSION_FACTOR, NO_SKILL, chance_level, eval_epoch, explosion_limit, skill, train_epoch
 
 
 @dataclass
 class History:
     """What happened, epoch by epoch. ``status`` is one of "completed", "early_stopped",
-    "stopped" (a callback asked), "diverged" or "interrupted" (Ctrl-C).
+    "stopped" (a callback asked), "diverged", "learned_nothing" or "interrupted" (Ctrl-C).
 
     "diverged": a loss became NaN or infinite, or the training loss exceeded ten times its
     starting level (the larger of the chance-level loss and the untrained model's loss; see
     ``mlkit.train.steps.explosion_limit``) in two epochs running, or in the last one. One epoch
     above it is a spike that training may recover from, so it goes on. The model and the history
     then keep the last epoch below the limit.
+
+    A run that would be "completed" or "early_stopped" is then judged by its validation *skill*
+    (``mlkit.train.steps.skill``: 0 at chance, 1 perfect). It is "diverged" too when it ended with
+    less than half the skill it had before this fit (a trained model trained further at too large a
+    learning rate), or no better than chance (skill below ``NO_SKILL``) after an epoch that was well
+    above it (a fresh model that learned, then blew up). The model then goes back to its highest
+    skill, before this fit or after an epoch, which the message names; the history keeps every epoch,
+    as after early stopping. It is "learned_nothing" when it ended no better than chance and never
+    was much better; the model keeps its last epoch.
     """
 
     train_loss: list[float] = field(default_factory=list)
@@ -49,7 +61,7 @@ class History:
     compile_time: float = 0.0  # seconds spent compiling in this fit (0 when everything was cached)
     status: str = "running"
     message: str = ""
-    best_epoch: int | None = None  # 1-based epoch with the lowest validation loss
+    best_epoch: int | None = None  # 1-based epoch with the lowest validation loss (among those below the limit)
 
     @property
     def epochs(self) -> int:
@@ -97,67 +109,152 @@ def fit(
 
     history = History()
     state, x, y, vx, vy, keys = parallel.replicate(((params, rest, opt_state), x, y, vx, vy, keys), mesh)
-    with jax.set_mesh(mesh):  # train_epoch splits each mini-batch over this mesh; None: one device
-        static = (graphdef, task, optimizer(config.optimizer), config.batch_size, config.shuffle)
-        epoch_fn, seconds = compiled(train_epoch, static, state, x, y, keys[0])
-        eval_fn, seconds_eval = compiled(eval_epoch, (eval_graphdef, task, min(len(vy), 512)), *state[:2], vx, vy)
-    history.compile_time = seconds + seconds_eval
-    limit = explosion_limit(data, float(eval_fn(state[0], state[1], vx, vy)[0]))
-    best = (math.inf, state)
-    calm, spiking = (state, 0), False  # the last epoch at or below the limit: what a diverged run keeps
-    bar = tqdm(total=config.epochs, disable=not config.progress, desc="training", unit="epoch", leave=False)
-    try:
-        for epoch in range(config.epochs):
-            start = time.perf_counter()
-            new_state, loss, acc = epoch_fn(state, x, y, keys[epoch])
-            jax.block_until_ready(loss)  # the epoch's last step has run (validation would wait for it anyway)
-            trained = time.perf_counter() - start
-            val_loss, val_acc = eval_fn(new_state[0], new_state[1], vx, vy)
-            loss, acc, val_loss, val_acc = (float(v) for v in (loss, acc, val_loss, val_acc))
-            elapsed = time.perf_counter() - start
-            exploded = loss > limit
-            if not (math.isfinite(loss) and math.isfinite(val_loss)) or (
-                exploded and (spiking or epoch == config.epochs - 1)
-            ):
-                state = calm[0]
-                _truncate(history, calm[1])
-                history.status = "diverged"
-                history.message = _diverged_message(epoch, loss, val_loss, limit, calm[1], config)
-                break
-            spiking = exploded
-            state = new_state
-            _record(history, loss, acc, val_loss, val_acc, elapsed, task)
-            history.train_time.append(trained)
-            if callbacks:  # they may look at the model; otherwise it is written once, at the end
-                nnx.update(model, state[0], state[1])
-            bar.update()
-            bar.set_postfix(loss=f"{loss:.4f}", val_loss=f"{val_loss:.4f}")
-            if not exploded:
-                calm = (state, history.epochs)
-                if val_loss < best[0]:
-                    best = (val_loss, state)
-                    history.best_epoch = epoch + 1
-            if any(callback(history) is False for callback in callbacks):
-                history.status = "stopped"
-                history.message = f"Stopped by a callback after epoch {epoch + 1}."
-                break
-            if config.patience is not None and history.epochs - (history.best_epoch or 0) >= config.patience:
-                state = best[1]
-                history.status = "early_stopped"
-                history.message = (
-                    f"No better validation loss for {config.patience} epochs; the model keeps "
-                    f"the best epoch, {history.best_epoch}."
+    with catch_interrupts() as interrupted:
+        bar = tqdm(total=config.epochs, disable=not config.progress, desc="training", unit="epoch", leave=False)
+        try:
+            with jax.set_mesh(mesh):  # train_epoch splits each mini-batch over this mesh; None: one device
+                static = (graphdef, task, optimizer(config.optimizer), config.batch_size, config.shuffle)
+                epoch_fn, seconds = compiled(train_epoch, static, state, x, y, keys[0])
+                eval_fn, seconds_eval = compiled(
+                    eval_epoch, (eval_graphdef, task, min(len(vy), 512)), *state[:2], vx, vy
                 )
-                break
-        else:
-            history.status = "completed"
-    except KeyboardInterrupt:
-        history.status = "interrupted"
-        history.message = f"Interrupted; the model and history keep the {history.epochs} finished epochs."
-    finally:
-        nnx.update(model, state[0], state[1])  # the last good epoch (the best one after early stopping)
-        bar.close()
+            history.compile_time = seconds + seconds_eval
+            start_loss, start_acc = (float(v) for v in eval_fn(state[0], state[1], vx, vy))
+            limit = explosion_limit(data, start_loss)
+            chance = chance_level(data)
+            # the highest validation skill so far, from the model as it came: a run may end far worse
+            peak = before = (skill(task, chance, start_loss, start_acc), state, 0, start_loss, start_acc)
+            best = (math.inf, state)
+            calm, spiking = (state, 0), False  # the last epoch at or below the limit: what a diverged run keeps
+            for epoch in range(config.epochs):
+                if interrupted():
+                    raise KeyboardInterrupt
+                start = time.perf_counter()
+                new_state, loss, acc = epoch_fn(state, x, y, keys[epoch])
+                jax.block_until_ready(loss)  # the epoch's last step has run (validation would wait for it anyway)
+                trained = time.perf_counter() - start
+                val_loss, val_acc = eval_fn(new_state[0], new_state[1], vx, vy)
+                loss, acc, val_loss, val_acc = (float(v) for v in (loss, acc, val_loss, val_acc))
+                elapsed = time.perf_counter() - start
+                exploded = loss > limit
+                if not (math.isfinite(loss) and math.isfinite(val_loss)) or (
+                    exploded and (spiking or epoch == config.epochs - 1)
+                ):
+                    state = calm[0]
+                    _truncate(history, calm[1])
+                    history.status = "diverged"
+                    history.message = _diverged_message(epoch, loss, val_loss, limit, calm[1], config)
+                    break
+                spiking = exploded
+                state = new_state
+                _record(history, loss, acc, val_loss, val_acc, elapsed, task)
+                history.train_time.append(trained)
+                if callbacks:  # they may look at the model; otherwise it is written once, at the end
+                    nnx.update(model, state[0], state[1])
+                bar.update()
+                bar.set_postfix(loss=f"{loss:.4f}", val_loss=f"{val_loss:.4f}")
+                if not exploded:
+                    calm = (state, history.epochs)
+                    if (now := skill(task, chance, val_loss, val_acc)) > peak[0]:
+                        peak = (now, state, epoch + 1, val_loss, val_acc)
+                    if val_loss < best[0]:
+                        best = (val_loss, state)
+                        history.best_epoch = epoch + 1
+                if any(callback(history) is False for callback in callbacks):
+                    history.status = "stopped"
+                    history.message = f"Stopped by a callback after epoch {epoch + 1}."
+                    break
+                if config.patience is not None and history.epochs - (history.best_epoch or 0) >= config.patience:
+                    state = best[1]
+                    history.status = "early_stopped"
+                    history.message = (
+                        f"No better validation loss for {config.patience} epochs; the model keeps "
+                        f"the best epoch, {history.best_epoch}."
+                    )
+                    break
+            else:
+                history.status = "completed"
+            if interrupted():  # Ctrl-C during the last epoch: still an interrupted run
+                raise KeyboardInterrupt
+            if history.status in ("completed", "early_stopped"):
+                state = _judge(history, data, config, before, peak, limit) or state
+        except KeyboardInterrupt:
+            history.status = "interrupted"
+            history.message = f"Interrupted (Ctrl-C); the model and history keep the {history.epochs} finished epochs."
+        finally:
+            nnx.update(model, state[0], state[1])  # the last good epoch (the best one after early stopping)
+            bar.close()
     return history
+
+
+@contextlib.contextmanager
+def catch_interrupts() -> Iterator[Callable[[], bool]]:
+    """Ctrl-C (SIGINT) as a flag for the ``with`` block: yields ``interrupted()``, true once Ctrl-C was pressed.
+
+    A ``KeyboardInterrupt`` raised while JAX's garbage-collection callback runs is printed as
+    "Exception ignored" and lost, so training would go on to the end; a flag is never lost. A second
+    Ctrl-C raises ``KeyboardInterrupt`` at once, for a long step. The previous handler comes back after
+    the block. Outside the main thread (a dashboard's), signals cannot be caught, and the flag stays false.
+    """
+    pressed = []
+
+    def handler(signum, frame):
+        pressed.append(signum)
+        if len(pressed) > 1:
+            raise KeyboardInterrupt
+
+    if threading.current_thread() is not threading.main_thread():
+        yield lambda: False
+        return
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield lambda: bool(pressed)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _judge(
+    history: History, data: Dataset, config: TrainConfig, start: tuple, peak: tuple, limit: float
+) -> tuple | None:
+    """Mark a finished run that ended far worse than it began, or no better than chance; returns the state
+    the model goes back to (None: it keeps the one it has). ``start`` and ``peak`` are (skill, state, epoch,
+    loss, acc): the model before this fit (epoch 0), and the highest skill of it or an epoch below the limit."""
+    kept = (history.best_epoch or history.epochs) if history.status == "early_stopped" else history.epochs
+    loss, acc = history.val_loss[kept - 1], history.val_acc[kept - 1]
+    end = skill(data.task, chance_level(data), loss, acc)
+    lower = f"Try a lower learning rate than {config.learning_rate:g}, e.g. {config.learning_rate / 10:g}."
+    now = f"{_score(data, loss, acc)} after epoch {kept}"
+    keeps = "the parameters it had before this fit" if peak[2] == 0 else f"the parameters of epoch {peak[2]}"
+    if start[0] >= 2 * NO_SKILL and end < start[0] / 2:
+        what = f"far worse than it began: validation {_score(data, start[3], start[4])} before this fit, {now}"
+    elif end < NO_SKILL and peak[0] >= 2 * NO_SKILL:
+        what = f"no better than {_chance(data)}: validation {now}, {_score(data, peak[3], peak[4])} in epoch {peak[2]}"
+    elif end < NO_SKILL:
+        history.status = "learned_nothing"
+        jumped = next((i for i, v in enumerate(history.train_loss) if v > limit / EXPLOSION_FACTOR), None)
+        hint = (
+            f"The training loss jumped above its starting level ({history.train_loss[jumped]:.4g} in epoch "
+            f"{jumped + 1}): t{lower[1:]}"
+            if jumped is not None
+            else f"Try a higher learning rate than {config.learning_rate:g}, more epochs or a larger model."
+        )
+        history.message = f"The model learned nothing: validation {now} is no better than {_chance(data)}. {hint}"
+        return None
+    else:
+        return None
+    history.status = "diverged"
+    history.message = f"Training ended {what}. The model keeps {keeps}. {lower}"
+    return peak[1]
+
+
+def _score(data: Dataset, loss: float, acc: float) -> str:
+    return f"accuracy {acc:.1%}" if data.task == "classification" else f"loss {loss:.4g}"
+
+
+def _chance(data: Dataset) -> str:
+    if data.task == "classification":
+        return f"chance ({chance_level(data):.1%}, always answering the commonest class)"
+    return f"always answering the training mean (loss {chance_level(data):.4g})"
 
 
 def _diverged_message(epoch: int, loss: float, val_loss: float, limit: float, kept: int, config: TrainConfig) -> str:

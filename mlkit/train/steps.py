@@ -47,6 +47,32 @@ def explosion_limit(data: Dataset, untrained_loss: float) -> float:
     return EXPLOSION_FACTOR * max(start, 1e-12)
 
 
+NO_SKILL = 0.1  # a run whose validation skill ends below this learned nothing (see ``skill``)
+
+
+def chance_level(data: Dataset) -> float:
+    """What a model that learned nothing scores on the validation split: the accuracy of always answering
+    the commonest class, or (regression) the mean squared error of always answering the training mean."""
+    if data.task == "classification":
+        return float(np.bincount(np.asarray(data.val.y)).max() / len(data.val))
+    y = np.asarray(data.val.y, np.float64)
+    return float(np.mean((y - np.mean(np.asarray(data.train.y, np.float64))) ** 2))
+
+
+def skill(task: str, chance: float, val_loss: float, val_acc: float) -> float:
+    """How far a validation score is from ``chance`` (``chance_level(data)``) towards perfect: 0 at chance,
+    1 perfect, below 0 worse.
+
+    For a classifier ``(accuracy - chance) / (1 - chance)``; for regression ``1 - loss / chance``
+    (the coefficient of determination, R², against the training mean). NaN scores no skill (-inf).
+    """
+    if task == "classification":
+        value = (val_acc - chance) / max(1 - chance, 1e-12)
+    else:
+        value = 1 - val_loss / max(chance, 1e-12)
+    return value if math.isfinite(value) else -math.inf
+
+
 def _loss_fn(graphdef, task, params, rest, x, y):
     model = nnx.merge(graphdef, params, rest, copy=True)
     losses, correct = per_example_loss(model(x), y, task)
