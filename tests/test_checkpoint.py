@@ -1,4 +1,6 @@
+import io
 import json
+import zipfile
 
 import jax
 import jax.numpy as jnp
@@ -145,3 +147,24 @@ def test_sizes_are_capped_before_reading_and_unpacking(tmp_path):
     np.savez_compressed(bomb, zeros=np.zeros(10_000_000, np.float32))  # 40 MB of zeros in a few kB
     with pytest.raises(ValueError, match=r"it unpacks to 40,000,128 bytes, more than the 1,000,000 allowed"):
         mlkit.load_checkpoint(bomb, model, max_bytes=1_000_000)
+
+
+def test_a_header_that_declares_a_huge_array_is_refused_before_numpy_allocates_it(tmp_path):
+    model = mlkit.MLP(64, (8,), 10)
+    path = mlkit.save_checkpoint(tmp_path / "c.npz", model)
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": "<f4", "fortran_order": False, "shape": (1 << 40,)})
+    with zipfile.ZipFile(path) as archive:
+        members = {name: archive.read(name) for name in archive.namelist()}
+    members["layers/0/kernel/value.npy"] = header.getvalue() + bytes(64)  # 4 TiB declared in a few bytes
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    with pytest.raises(ValueError, match=r"declares an array of shape \(1099511627776,\).*holds 64 bytes"):
+        mlkit.load_checkpoint(path, model)
+
+
+def test_a_history_that_learned_nothing_loads(tmp_path):
+    history = mlkit.History(train_loss=[2.3], val_loss=[2.3], status="learned_nothing", message="at chance")
+    path = mlkit.save_checkpoint(tmp_path / "c.npz", mlkit.MLP(64, (8,), 10), history)
+    assert mlkit.load_checkpoint(path, mlkit.MLP(64, (8,), 10)).status == "learned_nothing"

@@ -67,6 +67,13 @@ def test_features_must_be_finite_in_float32(tmp_path, cell):
         mlkit.load_dataset(write(tmp_path, text))
 
 
+def test_a_finite_cell_too_large_to_standardise_names_float32_not_nan(tmp_path):
+    text = "a,b,label\n" + "".join(f"{'1e20' if i == 7 else i},{i},{i % 2}\n" for i in range(30))
+    with pytest.raises(ValueError, match=r"Feature 0 cannot be standardised: it holds 1e\+20.*float32") as caught:
+        mlkit.load_dataset(write(tmp_path, text))
+    assert "NaN" not in str(caught.value)
+
+
 def test_chunks_read_in_c_match_the_row_by_row_reader_and_count_lines(tmp_path, monkeypatch):
     rows = [f"{i * 0.37:.6f},{-i},{'ab'[i % 3 == 0]}" for i in range(600)]
     rows[100] = '"3.5","4",a'  # quoted: this chunk goes through the csv module
@@ -186,3 +193,15 @@ def test_a_quoted_label_spanning_lines_stays_whole_across_chunks(tmp_path, monke
     assert whole[0].shape == (40, 2) and set(whole[1]) == {"kind\n0", "kind\n1"}
     np.testing.assert_array_equal(whole[0], chunked[0])
     np.testing.assert_array_equal(whole[1], chunked[1])
+
+
+def test_a_header_declaring_more_than_the_file_holds_is_refused_even_under_a_raised_limit(tmp_path):
+    declared = bomb(tmp_path, (1 << 20, 1 << 20))  # 4 TiB of float32 declared, no data behind it
+    with pytest.raises(ValueError, match=r"bomb\.npz is not a readable \.npz.*declares an array of shape.*holds 0"):
+        files.read_table(declared, max_bytes=1 << 50)
+
+
+def test_a_field_past_the_csv_limit_is_a_clear_error(tmp_path):
+    text = 'a,b,label\n1,2,0\n"' + "9" * 200_000 + '",3,1\n' + "".join(f"{i},{i},{i % 2}\n" for i in range(30))
+    with pytest.raises(ValueError, match=r"cannot be read as a CSV table .*field larger than field limit.*quote"):
+        mlkit.load_dataset(write(tmp_path, text))

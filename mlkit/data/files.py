@@ -48,6 +48,12 @@ def read_table(
         raise ValueError(_too_big(path, f"is {_mib(size)}", limit))
     try:
         return _read_csv(path, label)
+    except csv.Error as e:  # a field past the csv module's limit, most often a quote that is never closed
+        raise ValueError(
+            f"{path} cannot be read as a CSV table ({e}): a field longer than {csv.field_size_limit() // 1024} KiB "
+            f'is no number, and usually means a quote (") left open runs on over the lines after it. '
+            f"Close the quote or remove it."
+        ) from None
     except UnicodeDecodeError:
         line, byte = _undecodable(path)
         raise ValueError(
@@ -234,6 +240,9 @@ def _read_npz(path: Path, limit: int) -> tuple[np.ndarray, np.ndarray]:
             arrays = f"x {x_shape} {x_dtype}, y {y_shape} {y_dtype}"
             raise ValueError(_too_big(path, f"declares arrays of {_mib(declared)} once decompressed ({arrays})", limit))
         check_layout(x_shape, x_dtype, y_shape, y_dtype, str(path))
+        with _readable(path):
+            for k in "xy":
+                check_held(members[k], *npy_header(archive, members[k]))
         x, y = (_npy_array(archive, members[k], path) for k in "xy")
     with np.errstate(over="ignore"):
         x32 = x.astype(np.float32)
@@ -254,13 +263,31 @@ def _npy_array(archive: zipfile.ZipFile, member: str, path: Path) -> np.ndarray:
 
 def _npy_header(archive: zipfile.ZipFile, member: str, path: Path) -> tuple[tuple, np.dtype]:
     """A member's shape and dtype from its .npy header: a few hundred bytes decompressed, not the array."""
-    with _readable(path), archive.open(member) as f:
+    with _readable(path):
+        return npy_header(archive, member)[:2]
+
+
+def npy_header(archive: zipfile.ZipFile, member: str) -> tuple[tuple, np.dtype, int]:
+    """The shape and dtype an archive's ``.npy`` member declares in its header, and the bytes of data after the
+    header, read without the array (numpy allocates the declared size before it reads a byte of it)."""
+    info = archive.getinfo(member)
+    with archive.open(info) as f:
         version = np.lib.format.read_magic(f)
         if version not in ((1, 0), (2, 0)):
             raise ValueError(f"'{member}' uses .npy format {version}, which holds structured arrays")
         read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
         shape, _, dtype = read(f)
-        return shape, dtype
+        return shape, dtype, info.file_size - f.tell()
+
+
+def check_held(member: str, shape: tuple, dtype: np.dtype, held: int) -> None:
+    """Refuse a member whose header declares more bytes than follow it (truncated, or altered to ask for memory)."""
+    declared = math.prod(shape) * dtype.itemsize
+    if declared > held:
+        raise ValueError(
+            f"'{member}' declares an array of shape {shape} and dtype {dtype} ({declared:,} bytes) but holds "
+            f"{max(held, 0):,} bytes of data (truncated or altered)"
+        )
 
 
 @contextlib.contextmanager

@@ -27,6 +27,7 @@ import json
 import math
 import os
 import zipfile
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -34,12 +35,13 @@ import jax
 import numpy as np
 from flax import nnx
 
+from mlkit.data.files import check_held, npy_header
 from mlkit.storage import parse_json, read_file, write_atomically
 from mlkit.train.loop import History
 
 MAX_BYTES = 1 << 30  # the largest checkpoint load_checkpoint reads (and unpacks); max_bytes= raises it
 MAX_EPOCHS = 1_000_000
-STATUSES = ("running", "completed", "early_stopped", "stopped", "diverged", "interrupted")
+STATUSES = ("running", "completed", "early_stopped", "stopped", "diverged", "learned_nothing", "interrupted")
 _HISTORY = "__history__"
 _MANIFEST = "__manifest__"
 _FORMAT = "mlkit.checkpoint"
@@ -112,13 +114,15 @@ def _read(path: Path, max_bytes: int) -> tuple[dict[str, np.ndarray], History]:
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
             unpacked = sum(member.file_size for member in archive.infolist())
-        if unpacked > max_bytes:
-            raise ValueError(f"it unpacks to {unpacked:,} bytes, more than the {max_bytes:,} allowed (max_bytes)")
+            if unpacked > max_bytes:
+                raise ValueError(f"it unpacks to {unpacked:,} bytes, more than the {max_bytes:,} allowed (max_bytes)")
+            for name in archive.namelist():  # the shape each header declares, before numpy allocates it
+                check_held(name, *npy_header(archive, name))
         with np.load(io.BytesIO(data), allow_pickle=False) as f:
             saved = {name: f[name] for name in f.files}
         fields = parse_json(str(saved.pop(_HISTORY)).encode(), "its history", nonfinite=True)
         manifest = parse_json(str(saved.pop(_MANIFEST)).encode(), "its manifest") if _MANIFEST in saved else None
-    except (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile) as e:
+    except (OSError, EOFError, ValueError, KeyError, RuntimeError, zipfile.BadZipFile, zlib.error) as e:
         raise ValueError(f"{path} is not a readable mlkit checkpoint ({e}). {readable}") from e
     problem = _history_problem(fields)
     if problem is None and manifest is not None:  # checkpoints from before the manifest have none
