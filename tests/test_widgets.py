@@ -156,7 +156,7 @@ def test_bad_runs_warn_with_a_hint_and_good_runs_stay_plain(digits):
     assert ("confident mistake" in dash.warning) == bool(fair)
 
     stuck = dash.set_value("learning_rate", 1e-5)  # completed, but barely moved from a blind guess
-    assert stuck.status == "completed" and stuck.val_acc[-1] < 0.15
+    assert stuck.status in ("completed", "learned_nothing") and stuck.val_acc[-1] < 0.15  # fit may say so itself
     assert " chance (10%" in dash.warning and "higher learning rate" in dash.warning
     assert "mlkit-warning" in dash.status.value and dash.status_text.startswith("epoch 3/3 · ")
 
@@ -274,3 +274,22 @@ def test_changes_from_two_kernel_threads_draw_one_at_a_time():
         mover.join()
     assert most[0] == 1 and explorer.redraws == 2
     assert explorer.result == {"a": 5, "b": 5} and bytes(explorer.image.value).startswith(b"\x89PNG")
+
+
+def test_controls_are_named_and_fill_a_wide_sidebar():
+    """Each control has a visible name (its accessible name too) and fills the sidebar, which is up to 440 px wide:
+    a slider's track is then a couple of hundred pixels, so a short drag is a small change."""
+    controls = [
+        widgets.log_slider("learning rate", 1e-3, 1e-5, 10.0),
+        widgets.int_slider("width", 32, 8, 128, 8),
+        widgets.float_slider("dropout", 0.0, 0.0, 0.9, 0.1),
+        widgets.choice_slider("batch size", (8, 16, 32)),
+        widgets.dropdown("activation", ["relu", "tanh"]),
+    ]
+    for control in controls:
+        assert control.description and control.layout.width == "100%"
+        assert control.style.description_width == "130px"
+    explorer = widgets.Explorer({"n": controls[1]}, [lambda ex, ax: None], render=False)
+    sidebar = explorer.widget.children[0]
+    assert sidebar.layout.max_width == "440px" and sidebar.layout.min_width == "340px"
+    assert sidebar.layout.flex.split()[1] != "0"  # it gives way before the figure does

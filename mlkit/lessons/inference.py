@@ -106,15 +106,16 @@ def reliability_diagram(
     probs: np.ndarray, y: np.ndarray, ax: Axes, title: str = "", bins: int = 10, legend: bool = True
 ) -> None:
     """Accuracy against confidence per bin (the bars), the diagonal a calibrated model would follow,
-    and the calibration error in the title; a bin's count is written above its bar."""
+    and the calibration error in the title; a bin's count is written at the foot of its bar, clear of the
+    mean-confidence markers (a top probability is never below 1 / classes)."""
     confidence, right, counts = reliability(probs, y, bins)
     centres = (np.arange(bins) + 0.5) / bins
     filled = counts > 0
     ax.bar(centres[filled], right[filled], width=1 / bins, edgecolor="k", color="C0", alpha=0.8, label="accuracy")
     ax.plot(confidence[filled], confidence[filled], "rs", ms=4, label="mean confidence")
     ax.plot([0, 1], [0, 1], "k:", lw=1)
-    for c, r, n in zip(centres[filled], right[filled], counts[filled], strict=True):
-        ax.text(c, min(r, 0.9) + 0.03, str(n), ha="center", fontsize=7)
+    for c, n in zip(centres[filled], counts[filled], strict=True):
+        ax.text(c, 0.01, str(n), ha="center", va="bottom", fontsize=6, color="white" if n else "k")
     ax.set(
         xlim=(0, 1),
         ylim=(0, 1.05),
@@ -122,8 +123,9 @@ def reliability_diagram(
         ylabel="accuracy in the bin",
         title=f"{title}: calibration error {calibration_error(probs, y, bins):.1%}",
     )
+    plots.headroom(ax, 0.14)  # a band above the bars for the legend (on every panel: they may share the y axis)
     if legend:
-        ax.legend(frameon=False, fontsize=8, loc="upper left")
+        ax.legend(frameon=False, fontsize=8, loc="upper center", ncol=2, borderaxespad=0.2)
 
 
 # ---------------------------------------------------------------- 09 latency and batch size
@@ -167,7 +169,7 @@ def latency_lab(predictor: Predictor, x: np.ndarray, *, repeats: int = 30, **kwa
         ax.set_yscale("log")
         batch_axis(ax)
         ax.set(xlabel="batch size", ylabel="µs per call", title="latency per call: p50 (faint: p99)")
-        ax.legend(frameon=False, fontsize=7, loc="upper left")
+        plots.legend_on_top(ax, ncol=1)
 
     def throughput_panel(ex: LessonExplorer[bench.Timing], ax: Axes) -> None:
         for timing in TIMINGS:

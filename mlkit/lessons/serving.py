@@ -23,11 +23,10 @@ import httpx
 import ipywidgets as widgets
 import numpy as np
 from matplotlib.axes import Axes
-from matplotlib.axis import Axis
 from matplotlib.lines import Line2D
-from matplotlib.ticker import NullFormatter
 from prometheus_client.parser import text_string_to_metric_families
 
+from mlkit.lessons import plots
 from mlkit.lessons.explorers import LessonExplorer
 from mlkit.lessons.widgets import choice_slider
 from mlkit.serve import LoadResult, Server, load
@@ -254,22 +253,38 @@ def post_rows(url: str, rows: np.ndarray, per_request: int = 50) -> list:
 # ---------------------------------------------------------------- figures
 
 
-def _log_axis(axis: Axis, values: Iterable[float], grid: Sequence[float]) -> None:
-    """A log axis labelled with plain numbers: at ``grid`` values inside the data's range (a tick at each rate)."""
-    found = [v for v in values if v > 0 and np.isfinite(v)]
-    if not found:
-        return
-    low, high = min(found), max(found)
-    ticks = [g for g in grid if low / 1.5 <= g <= high * 1.5] or [low]
-    axis.set_ticks(ticks, [f"{t:g}" for t in ticks])
-    axis.set_minor_formatter(NullFormatter())
-
-
-LATENCY_TICKS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10_000, 20_000)
-
-
 def _label(max_batch: int, max_wait_ms: float) -> str:
-    return "no batching (max batch 1)" if max_batch == 1 else f"max batch {max_batch}, wait ≤ {max_wait_ms:g} ms"
+    return "no batching (max batch 1)" if max_batch == 1 else f"max batch {max_batch}, wait {max_wait_ms:g} ms"
+
+
+def _limit_notes(ax: Axes, notes: Sequence[tuple[float, str, str]], levels: int = 3) -> None:
+    """Write each (x, text, colour) note at the bottom of ``ax``, just right of ``x``, on the lowest of
+    ``levels`` rows where it touches no earlier note (estimated from the axes' size); a note with no room is
+    left out (its dotted line stays)."""
+    if not notes:
+        return
+    size, width = 7.0, plots.axes_points(ax)[0]
+    low, high = (np.log10(v) for v in ax.get_xlim())
+    ends = [-np.inf] * levels  # where the last note on each row ends, in points from the left edge
+    for x, text, colour in sorted(notes):
+        at, wide = (np.log10(x) - low) / (high - low) * width, len(text) * 0.6 * size
+        right = at + 3 + wide <= width  # beside the line, on its right unless that runs past the edge
+        left = at + 3 if right else at - 3 - wide
+        row = next((i for i, end in enumerate(ends) if left > end + 4), None)
+        if row is None:
+            continue
+        ends[row] = left + wide
+        ax.annotate(
+            text,
+            (x, 0),
+            xycoords=("data", "axes fraction"),
+            xytext=(3 if right else -3, 2 + row * 1.3 * size),
+            textcoords="offset points",
+            ha="left" if right else "right",
+            va="bottom",
+            fontsize=size,
+            color=colour,
+        )
 
 
 def latency_panel(
@@ -285,7 +300,7 @@ def latency_panel(
     :func:`batch_panel`), the target as a line.
 
     ``model_ms``: each model call's cost; marks, per curve, the most requests per second its model calls can
-    answer (max batch rows every ``model_ms``).
+    answer (max batch rows every ``model_ms``), with a note at the bottom ("1 row: ≤ 67/s").
     ``colours``: a colour per curve name (default: C0, C1, ... in order).
     """
     for i, (name, points) in enumerate(curves.items()):
@@ -295,51 +310,41 @@ def latency_panel(
         rates, colour = [p.rate for p in pts], (colours or {}).get(name, f"C{i}")
         ax.plot(rates, [p.p50 for p in pts], "o-", color=colour, ms=4)
         ax.plot(rates, [p.p99 for p in pts], "s--", color=colour, ms=3, alpha=0.7)
-    # Curves are named in the batch panel beside this one (same colours); here only what the two line styles mean.
-    legend = [Line2D([], [], color="k", ls="-", label="p50"), Line2D([], [], color="k", ls="--", label="p99")]
     ax.set_xscale("log")
     ax.set_yscale("log")
     measured = [p for points in curves.values() for p in points]
-    _log_axis(ax.xaxis, [p.rate for p in measured], sorted({p.rate for p in measured}))
-    latencies = [v for p in measured for v in (p.p50, p.p99) if np.isfinite(v)] + [slo_ms]
-    _log_axis(ax.yaxis, latencies, LATENCY_TICKS)
-    ax.set_ylim(min(latencies) / 2.2, max(latencies) * 1.6)  # room below the curves for the notes on the limits
-    ax.axhline(slo_ms, color="grey", ls=":", lw=1)
-    ax.annotate(
-        f"p99 target {slo_ms:g} ms",
-        (0.01, slo_ms),
-        xycoords=("axes fraction", "data"),
-        xytext=(0, 3),
-        textcoords="offset points",
-        ha="left",
-        fontsize=7,
-        color="grey",
-    )
+    rates = [p.rate for p in measured if p.rate > 0]
+    if rates:
+        ax.set_xlim(min(rates) / 1.5, max(rates) * 1.5)
+    latencies = [v for p in measured for v in (p.p50, p.p99) if np.isfinite(v) and v > 0] + [slo_ms]
+    ax.set_ylim(min(latencies) / 5, max(latencies) * 1.6)  # room below the curves for the notes on the limits
+    target = ax.axhline(slo_ms, color="grey", ls=":", lw=1)
     if model_ms and measured:
         # The most answers per second a curve's model calls allow: max batch rows per call, one call at a time.
-        top, drawn = max(p.rate for p in measured) * 1.5, set[int]()
+        notes, drawn = [], set[int]()
         for i, (name, points) in enumerate(curves.items()):
             rows = max((p.max_batch for p in points), default=0)
             limit = rows * 1000 / model_ms
-            if not points or limit > top or rows in drawn:  # one line per max batch, in its first curve's colour
+            if not points or limit > ax.get_xlim()[1] or rows in drawn:  # one line per max batch
                 continue
             drawn.add(rows)
             colour = (colours or {}).get(name, f"C{i}")
             ax.axvline(limit, color=colour, ls=":", lw=1)
-            ax.annotate(
-                f"{rows} row{'s' if rows > 1 else ''}\nper call:\n≤ {limit:,.0f}/s",
-                (limit, 0.03),
-                xycoords=("data", "axes fraction"),
-                xytext=(3, 0),
-                textcoords="offset points",
-                va="bottom",
-                fontsize=7,
-                color=colour,
-            )
+            notes.append((limit, f"{rows} row{'s' if rows > 1 else ''}: ≤ {limit:,.0f}/s", colour))
+        _limit_notes(ax, notes)
     if current is not None:
         ax.plot(current.rate, current.p99, "ko", ms=9, fillstyle="none")
     ax.set(xlabel="offered load (requests per second)", ylabel="latency (ms)", title="latency against load")
-    ax.legend(handles=legend, frameon=False, fontsize=7, loc="upper left")
+    # Curves are named in the batch panel beside this one (same colours); here what the line styles mean.
+    handles = [
+        Line2D([], [], color="k", ls="-", label="p50"),
+        Line2D([], [], color="k", ls="--", label="p99"),
+        Line2D([], [], color=target.get_color(), ls=":", label=f"target {slo_ms:g} ms"),
+    ]
+    if model_ms and measured:
+        handles.append(Line2D([], [], color="k", ls=":", lw=1, label="max batch's limit"))
+    plots.legend_on_top(ax, handles=handles)
+    plots.readable(ax)
 
 
 def batch_panel(
@@ -360,7 +365,7 @@ def batch_panel(
         grid = np.geomspace(rates[0], rates[-1], 50)
         largest = max(p.max_batch for points in curves.values() for p in points)
         arrivals = np.clip(grid * model_ms / 1000, 1, largest)  # a batch holds at most max batch rows
-        ax.plot(grid, arrivals, color="grey", ls=":", lw=1, label=f"arrivals during one call (rate × {model_ms:g} ms)")
+        ax.plot(grid, arrivals, color="grey", ls=":", lw=1, label=f"arrivals per call (rate × {model_ms:g} ms)")
     for i, (name, points) in enumerate(curves.items()):
         pts = sorted(points, key=lambda p: p.rate)
         if pts:
@@ -369,10 +374,13 @@ def batch_panel(
     if current is not None:
         ax.plot(current.rate, current.rows_per_call, "ko", ms=9, fillstyle="none")
     ax.set_xscale("log")
-    _log_axis(ax.xaxis, rates, rates)
+    if rates:
+        ax.set_xlim(rates[0] / 1.5, rates[-1] * 1.5)
     ax.set_ylim(bottom=0)
     ax.set(xlabel="offered load (requests per second)", ylabel="rows per model call (mean)", title="batches formed")
-    ax.legend(frameon=False, fontsize=7, loc="upper left")
+    if ax.get_lines():
+        plots.legend_on_top(ax, ncol=1)
+    plots.readable(ax)
 
 
 # ---------------------------------------------------------------- the dashboard

@@ -129,8 +129,9 @@ def message_lab(
         }
 
     def probs_panel(ex: LessonExplorer[dict], ax: Axes) -> None:
-        if ex.result["probs"] is None:
+        if ex.result["probs"] is None:  # what the status line says, where the bars would be
             ax.set_title("no answer")
+            plots.message(ax, ex.result["error"])
             return
         plots.probabilities(ex.result["probs"], predictor.labels, ax=ax)
         ax.axhline(ex.values["threshold"], color="crimson", ls="--", lw=1, label="threshold")
@@ -149,7 +150,7 @@ def message_lab(
             description="message",
             continuous_update=False,
             style={"description_width": "130px"},
-            layout=widgets.Layout(width="330px"),
+            layout=widgets.Layout(width="100%"),
         ),
         "threshold": float_slider("threshold", threshold, 0.5, 0.99, 0.01),
     }

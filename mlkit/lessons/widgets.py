@@ -52,7 +52,10 @@ if TYPE_CHECKING:
 E = TypeVar("E", bound="Explorer")
 Panel = Callable[[E, Axes], None]  # panel(explorer, axes) draws one subplot; a subclass's panels take that subclass
 _STYLE = {"description_width": "130px"}  # fits "training examples"
-_LAYOUT = widgets.Layout(width="330px")
+# Controls fill the sidebar, which is 440 px wide where the screen has room and gives way first (down to 340 px)
+# where it has not, so the figure beside it keeps its size: a slider's track is then 200-300 px, not 100.
+_LAYOUT = widgets.Layout(width="100%")
+SIDEBAR = widgets.Layout(flex="0 20 440px", min_width="340px", max_width="440px")
 PANEL_SIZE = (3.6, 2.8)  # inches of one panel; PNGs are drawn at 90 dpi
 FIGURE_WIDTH = 2 * PANEL_SIZE[0]  # inches: drawn at 648 px, shown at ~590 beside the controls on a 1366 px screen
 _STATUS_STYLE = "font-family:monospace;line-height:1.4;white-space:pre-line"
@@ -138,7 +141,7 @@ class Explorer:
         self.image = widgets.Image(
             format="png", layout=widgets.Layout(max_width="100%", min_width="0", height="auto", align_self="flex-start")
         )
-        self.status = widgets.HTML(layout=widgets.Layout(width="330px"))
+        self.status = widgets.HTML(layout=widgets.Layout(width="100%"))
         self.title = widgets.HTML(f"<b>{html.escape(title)}</b>") if title else None
         self.redraws = 0
         self._status_text = ""
@@ -177,6 +180,7 @@ class Explorer:
             for ax, panel in zip(self.axes, self.panels, strict=True):
                 ax.clear()
                 panel(self, ax)
+                plots.readable(ax)  # plain tick labels, no more than fit (see plots.readable)
             if self.render:
                 buffer = io.BytesIO()
                 self.figure.savefig(buffer, format="png", dpi=90)
@@ -203,9 +207,7 @@ class Explorer:
 
     @property
     def widget(self) -> widgets.Widget:
-        return widgets.HBox(
-            [widgets.VBox(self.sidebar(), layout=widgets.Layout(min_width="340px", flex="0 0 auto")), self.image]
-        )
+        return widgets.HBox([widgets.VBox(self.sidebar(), layout=SIDEBAR), self.image])
 
     def _ipython_display_(self):
         if not self.redraws:
@@ -413,7 +415,7 @@ class TrainingDashboard(Explorer):
         text += f" · {time.perf_counter() - self._started:.1f} s"
         if final and history.status == "stopped":
             text += f" · stopped by you after epoch {history.epochs}"
-        elif final and history.status not in ("completed", "diverged"):  # a diverged run's message is its warning
+        elif final and history.status not in ("completed", "diverged", "learned_nothing"):  # those: the warning
             text += f" · {history.status}: {history.message}"
         return text
 
