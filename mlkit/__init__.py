@@ -31,7 +31,7 @@ from mlkit.train import (
     sweep,
 )
 
-__version__ = _version("mlkit")
+__version__ = _version("mlkit-course")  # the distribution's name (the import name is mlkit)
 del _version
 
 __all__ = [

@@ -1,3 +1,7 @@
+import subprocess
+import sys
+from pathlib import Path
+
 import jax
 import pytest
 
@@ -42,3 +46,19 @@ def patch_epochs(monkeypatch):
         monkeypatch.setattr(mlkit.train.loop, "compiled", patched)
 
     return patch
+
+
+@pytest.fixture(scope="session")
+def wheel(tmp_path_factory) -> Path:
+    """The kit built as a wheel (pip wheel, no dependencies), as a release would be."""
+    out = tmp_path_factory.mktemp("wheel")
+    root = Path(__file__).resolve().parent.parent
+    built = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", str(out), str(root)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert built.returncode == 0, built.stderr[-3000:]
+    (found,) = out.glob("*.whl")
+    return found

@@ -112,7 +112,7 @@ def test_the_rules_see_real_imports():
 def test_public_names_are_explicit_and_visible():
     assert set(mlkit.__all__) <= set(dir(mlkit))
     assert all(getattr(mlkit, name) is not None for name in mlkit.__all__)
-    assert mlkit.__version__ == __import__("importlib.metadata").metadata.version("mlkit")
+    assert mlkit.__version__ == __import__("importlib.metadata").metadata.version("mlkit-course")
 
 
 def test_importing_mlkit_changes_no_jax_setting_and_loads_no_ui_or_server():
