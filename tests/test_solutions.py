@@ -54,3 +54,23 @@ def test_each_lesson_module_holds_its_own_checks_in_exercise_order():
         assert [m and m.group(1) for m in exercises] == [f"{n:02d}.{i + 1}" for i in range(len(checks))], module
         offered |= {f.__name__ for f in checks}
     assert offered == {name for name in check.__all__ if callable(getattr(check, name))}
+
+
+def test_the_refund_exercise_wants_a_question_and_explains_either_verdict(capsys):
+    """15.2: a bag of words offers a refund to a plain question; a real complaint is not the answer, and says why."""
+    import mlkit
+    from mlkit.infer.text import freeze_text
+
+    data = mlkit.load_dataset("reviews", seed=0)
+    model = mlkit.EmbeddingBag(data.tokenizer.size, data.num_classes, dim=16, seed=0)
+    mlkit.fit(model, data, mlkit.TrainConfig(epochs=10, learning_rate=3e-3, progress=False))
+    predictor = freeze_text(model, data)
+    actions = {"negative": "refund", "positive": "thanks", "unsure": "a person"}
+    assert check.earns_refund("Does it work with my old charger?", predictor, actions, 0.8)
+    right = capsys.readouterr().out
+    assert right.startswith("Right.") and "p(negative) = " in right and "'old'" in right and "no intent" in right
+    assert not check.earns_refund("It broke after two days and I want my money back.", predictor, actions, 0.8)
+    wrong = capsys.readouterr().out
+    assert "complaint words (broke)" in wrong and "ending in '?'" in wrong and "p(negative) = " in wrong
+    assert not check.earns_refund("Is it available in blue?", predictor, actions, 0.8)
+    assert "against the threshold 0.80" in capsys.readouterr().out  # a miss says how far it fell short

@@ -12,8 +12,8 @@ deep = play.history.val_acc[-1]
 play.set_value("width", 4)
 play.set_value("depth", 1)
 narrow = play.history.val_acc[-1]
-print(f"spirals: 1 layer of 4 -> {narrow:.1%}, 2 layers of 16 -> {deep:.1%} validation accuracy")
-assert check.spirals_capacity((narrow, deep))
+print(f"spirals: 2 layers of 16 -> {deep:.1%}, 1 layer of 4 -> {narrow:.1%} validation accuracy")
+assert check.spirals_capacity((deep, narrow))
 
 # 2. SGD steps lr * g and g is about 0.01 per weight here; Adam steps about lr whatever g's size.
 assert check.why_sgd_needs_more("a")

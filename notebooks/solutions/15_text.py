@@ -30,8 +30,8 @@ ids = [tokenizer.vocab.index(w) if w in tokenizer.vocab else 1 for w in words("g
 print("ids:", ids)
 assert check.ids_of(ids, tokenizer)
 
-# 2. Words that lean negative (leaning(word_votes(model, tokenizer), 0, 30) lists them), none of the banned ones.
-message = "It broke, waste of money, very disappointed."
+# 2. A plain question whose words lean negative in the reviews ("work", "old"): no complaint, still a refund.
+message = "Does it work with my old charger?"
 print(message, "->", route(predictor.predict_proba([message]), data.labels, actions, threshold)[0])
 assert check.earns_refund(message, predictor, actions, threshold)
 

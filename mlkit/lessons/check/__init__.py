@@ -28,10 +28,10 @@ from mlkit.lessons.check.lesson11 import inverted_digits, labels_for_recovery, r
 from mlkit.lessons.check.lesson12 import refused_batch, rows_per_device, same_numbers_why
 from mlkit.lessons.check.lesson13 import status_for, why_retry_after
 from mlkit.lessons.check.lesson14 import colour_conv_params, costlier_block, unscaled_accuracy
-from mlkit.lessons.check.lesson15 import BANNED, earns_refund, ids_of, people_at
+from mlkit.lessons.check.lesson15 import COMPLAINT, earns_refund, ids_of, people_at
 
 __all__ = [
-    "BANNED",
+    "COMPLAINT",
     "augmentation_at_300",
     "best_constant_abs",
     "best_weight_decay",

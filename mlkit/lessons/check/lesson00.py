@@ -29,7 +29,9 @@ def learning_rates_that_learn(
     """Exercise 00.2: which of ``rates`` take the lesson's MLP past 90% validation accuracy with ``config``."""
     hint = (
         "for each rate train a fresh mlkit.MLP(64, (256, 256), 10, seed=0) with config.replace(learning_rate=rate); "
-        "keep the rates whose run did not diverge and whose history.val_acc[-1] is above 0.9."
+        "keep the rates whose run did not diverge and ended above 0.9: "
+        "history.status != 'diverged' and history.val_acc[-1] > 0.9, in that order (a run that diverged at once "
+        "keeps no epoch, so its history.val_acc is empty and [-1] of it raises IndexError)."
     )
     if answer is None:  # the truth costs six runs: only work it out for an answer
         return judge(None, bool, hint)
@@ -37,7 +39,7 @@ def learning_rates_that_learn(
     for rate in rates:
         model = MLP(data.num_features, (256, 256), data.num_classes, seed=0)
         history = fit(model, data, config.replace(learning_rate=rate))
-        final[rate] = None if history.status == "diverged" else history.val_acc[-1]
+        final[rate] = history.val_acc[-1] if history.status != "diverged" and history.epochs else None
     good = sorted(rate for rate, acc in final.items() if acc is not None and acc > 0.9)
     return judge(
         answer,

@@ -10,7 +10,8 @@ from mlkit.train import TrainConfig, sweep
 
 
 def spirals_capacity(answer: tuple[float, float] | None) -> bool:
-    """Exercise 05.1: the playground's validation accuracy on "spirals" with 1 layer of 4 units, then 2 of 16."""
+    """Exercise 05.1: the playground's validation accuracy on "spirals" with its default 2 layers of 16, then with
+    1 layer of 4 units: in the order the exercise takes the steps."""
 
     def right(a) -> bool:
         play = playground(render=False)
@@ -18,12 +19,13 @@ def spirals_capacity(answer: tuple[float, float] | None) -> bool:
         play.set_value("width", 4)
         narrow = play.set_value("depth", 1)
         assert deep is not None and narrow is not None, "set_value waits for its run"
-        return close_to(narrow.val_acc[-1], 0.01)(a[0]) and close_to(deep.val_acc[-1], 0.01)(a[1])
+        return close_to(deep.val_acc[-1], 0.01)(a[0]) and close_to(narrow.val_acc[-1], 0.01)(a[1])
 
     return judge(
         answer,
         right,
-        "choose spirals, read 'val acc' in the status line, then set width 4 and 1 hidden layer and read it again.",
+        "choose spirals, read 'val acc' in the status line, then set width 4 and 1 hidden layer and read it again; "
+        "answer (the first, the second).",
         "Four tanh units can draw only a gently curved boundary, near a coin toss on two arms that wind round "
         "each other; two layers of 16 can follow the arms.",
     )

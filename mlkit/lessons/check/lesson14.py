@@ -19,8 +19,9 @@ def colour_conv_params(answer: int | None, filters: int = 8, k: int = 5, channel
         answer,
         lambda a: int(a) == n,
         f"a filter spans all {channels} channels: {k}x{k} weights per channel, plus one bias; then {filters} filters.",
-        f"A dense layer from a 32x32 colour image to {filters} maps of 32x32 would hold "
-        f"{32 * 32 * channels * 32 * 32 * filters:,} weights: the filter is shared across every pixel.",
+        f"{n:,} parameters, whatever the image's size, because every filter is shared across all its pixels. For "
+        f"comparison, a dense layer doing the same job on a small colour photo, 32x32 pixels as in CIFAR-10, "
+        f"with {filters} output maps of 32x32, would hold {32 * 32 * channels * 32 * 32 * filters:,} weights.",
     )
 
 
