@@ -57,7 +57,7 @@ def test_assign_then_autograde_gives_full_marks_to_the_solutions_and_none_to_wro
 def test_a_lesson_without_worked_solutions_is_refused(tmp_path):
     (tmp_path / "solutions").mkdir()
     (tmp_path / "99_none.ipynb").write_text(json.dumps({"cells": [], "metadata": {}, "nbformat": 4}))
-    with pytest.raises(FileNotFoundError, match="99_none"):
+    with pytest.raises(FileNotFoundError, match="99_none"):  # its notebook is there, its solutions are not
         grading.teacher_version("99_none", Path(tmp_path))
 
 
@@ -81,3 +81,8 @@ def test_report_shows_right_tried_and_not_tried_and_writes_json(tmp_path, monkey
     assert report_module.report(3, tmp_path / "again.json")["exercises"][1]["result"] == "not tried"
     with pytest.raises(ValueError, match="0 to 15"):
         report_module.report(16)
+
+
+def test_an_unknown_lesson_names_the_lessons_there_are(tmp_path):
+    with pytest.raises(FileNotFoundError, match="03_loss"):
+        grading.assign(tmp_path / "course", ["3_loss"])

@@ -15,6 +15,7 @@ means in the notebook.
 from __future__ import annotations
 
 import ast
+import importlib.util
 import json
 import os
 import re
@@ -54,6 +55,9 @@ def solution_answers(solution: str) -> dict[str, str]:
 
 def teacher_version(lesson: str, notebooks: Path = NOTEBOOKS) -> dict:
     """The lesson's notebook with each exercise cell split into an nbgrader solution cell and a graded test cell."""
+    if not (notebooks / f"{lesson}.ipynb").is_file():
+        known = " ".join(sorted(p.stem for p in notebooks.glob("[0-9][0-9]_*.ipynb")))
+        raise FileNotFoundError(f"no lesson {lesson!r} in {notebooks}: the lessons are {known or 'missing'}")
     notebook = json.loads((notebooks / f"{lesson}.ipynb").read_text())
     answers = solution_answers((notebooks / "solutions" / f"{lesson}.py").read_text())
     cells: list[dict] = []
@@ -111,6 +115,8 @@ def _cell(source: str, nbgrader: dict) -> dict:
 
 
 def _nbgrader(course: Path, *arguments: str) -> None:
+    if importlib.util.find_spec("nbgrader") is None:
+        raise ModuleNotFoundError("grading needs nbgrader (the grade extra): pip install -e '.[grade]'")
     path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])  # nbgrader runs alembic
     done = subprocess.run(
         [sys.executable, "-m", "nbgrader", *arguments],
