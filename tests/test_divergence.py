@@ -188,3 +188,20 @@ def test_random_labels_learn_nothing(digits):
     history = mlkit.fit(mlp(noise), noise, mlkit.TrainConfig(epochs=5, progress=False))
     assert history.status == "learned_nothing", history
     assert "no better than chance" in history.message and history.epochs == 5
+
+
+def test_sweep_judges_a_run_that_falls_to_chance_as_fit_does(digits):
+    config = mlkit.TrainConfig(epochs=60, optimizer="momentum", progress=False)
+    result = mlkit.sweep(lambda seed: mlp(digits, seed, (64, 64)), digits, config, learning_rates=[1e-2, 0.3])
+    fitted = [
+        mlkit.fit(mlp(digits, 0, (64, 64)), digits, config.replace(learning_rate=lr)).status for lr in (1e-2, 0.3)
+    ]
+    assert list(result.status) == fitted == ["completed", "diverged"]
+
+
+def test_sweep_marks_random_labels_as_learned_nothing(digits):
+    labels = np.random.default_rng(0).integers(0, 10, len(digits.train) + len(digits.val) + len(digits.test))
+    x = np.concatenate([digits.train.raw_x, digits.val.raw_x, digits.test.raw_x])
+    noise = mlkit.make_dataset(x, labels, seed=0)
+    result = mlkit.sweep(lambda seed: mlp(noise, seed), noise, mlkit.TrainConfig(epochs=5, progress=False))
+    assert list(result.status) == ["learned_nothing"]

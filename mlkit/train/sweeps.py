@@ -23,7 +23,7 @@ from mlkit.data import Dataset
 from mlkit.models import eval_view, split_params
 from mlkit.train.compiled import compiled
 from mlkit.train.config import TrainConfig, make_optimizer, optimizer
-from mlkit.train.steps import eval_epoch, explosion_limit, train_epoch
+from mlkit.train.steps import NO_SKILL, chance_level, eval_epoch, explosion_limit, skill, train_epoch
 
 
 @dataclass
@@ -38,7 +38,7 @@ class SweepResult:
     train_loss: np.ndarray
     val_loss: np.ndarray
     val_acc: np.ndarray
-    status: np.ndarray  # (runs,) "completed" or "diverged" (the rule of ``fit``; see ``History``)
+    status: np.ndarray  # (runs,) "completed", "diverged" or "learned_nothing" (the rules of ``fit``; see ``History``)
     seconds: float  # steady-state training and validation time, all runs together
     compile_time: float
     _graphdef: Any = field(repr=False, default=None)  # nnx.GraphDef of the model
@@ -69,6 +69,29 @@ def diverged_runs(train_loss: np.ndarray, val_loss: np.ndarray, limits: np.ndarr
         | (over[:, 1:] & over[:, :-1]).any(axis=1)
         | over[:, -1]
     )
+
+
+def judged_runs(
+    data: Dataset,
+    start: tuple[np.ndarray, np.ndarray],
+    train_loss: np.ndarray,
+    val_loss: np.ndarray,
+    val_acc: np.ndarray,
+    limits: np.ndarray,
+) -> np.ndarray:
+    """Each run's status by ``fit``'s rules (see ``History``), from its curves and ``start``, the validation
+    (loss, accuracy) of each run before training: "diverged" (exploded, far worse than it began, or at chance
+    after an epoch well above it), "learned_nothing" (at chance throughout) or "completed"."""
+    chance = chance_level(data)
+    score = np.vectorize(lambda loss, acc: skill(data.task, chance, float(loss), float(acc)), otypes=[float])
+    before, curve = score(*start), score(val_loss, val_acc)  # (runs,), (runs, epochs)
+    calm = np.where(train_loss <= limits, curve, -np.inf)
+    peak = np.maximum(before, calm.max(axis=1))
+    end = curve[:, -1]
+    worse = ((before >= 2 * NO_SKILL) & (end < before / 2)) | ((end < NO_SKILL) & (peak >= 2 * NO_SKILL))
+    status = np.where(end < NO_SKILL, "learned_nothing", "completed").astype(object)
+    status[worse | diverged_runs(train_loss, val_loss, limits)] = "diverged"
+    return status.astype(str)
 
 
 def sweep_epoch(graphdef, task, tx, batch_size, shuffle, states, x, y, keys):
@@ -112,7 +135,7 @@ def sweep(
         eval_fn, compile_eval = compiled(
             sweep_eval, (eval_graphdef, data.task, min(len(vy), 512)), state[0], state[1], vx, vy
         )
-    untrained = np.asarray(eval_fn(state[0], state[1], vx, vy)[0])
+    untrained = tuple(np.asarray(v) for v in eval_fn(state[0], state[1], vx, vy))  # (loss, accuracy) of each run
     curves = []
     start = time.perf_counter()
     for epoch in range(config.epochs):
@@ -120,14 +143,14 @@ def sweep(
         curves.append((loss, *eval_fn(state[0], state[1], vx, vy)))
     train_loss, val_loss, val_acc = (np.stack([np.asarray(c[i]) for c in curves], axis=1) for i in range(3))
     seconds = time.perf_counter() - start
-    limits = np.array([explosion_limit(data, float(u)) for u in untrained])[:, None]
+    limits = np.array([explosion_limit(data, float(u)) for u in untrained[0]])[:, None]
     return SweepResult(
         np.array([r[0] for r in runs]),
         np.array([r[1] for r in runs]),
         train_loss,
         val_loss,
         val_acc,
-        np.where(diverged_runs(train_loss, val_loss, limits), "diverged", "completed"),
+        judged_runs(data, untrained, train_loss, val_loss, val_acc, limits),
         seconds,
         compile_train + compile_eval,
         graphdef,
