@@ -135,7 +135,8 @@ def sweep(
         eval_fn, compile_eval = compiled(
             sweep_eval, (eval_graphdef, data.task, min(len(vy), 512)), state[0], state[1], vx, vy
         )
-    untrained = tuple(np.asarray(v) for v in eval_fn(state[0], state[1], vx, vy))  # (loss, accuracy) of each run
+    start_loss, start_acc = eval_fn(state[0], state[1], vx, vy)
+    untrained = (np.asarray(start_loss), np.asarray(start_acc))  # each run's validation loss and accuracy
     curves = []
     start = time.perf_counter()
     for epoch in range(config.epochs):
