@@ -73,7 +73,7 @@ SERVERS = {  # name -> (artifact, options); all started at once, stopped at the 
     "slow": ("digits", {"max_batch": 1, "max_queue": 2, "model_delay_ms": 300.0}),
     "graceful": ("digits", {"max_batch": 1, "model_delay_ms": 300.0}),
     "reload": ("digits", {}),
-    "regression": ("regression", {}),
+    "regression": ("regression", {"max_input_z": 0}),  # no range check: rows reach the finite-output check
     "text": ("reviews", {"max_batch": 8}),
     "workers": ("digits", {"workers": 2}),
 }
@@ -389,7 +389,7 @@ def test_a_row_that_overflows_the_model_is_its_own_requests_422_and_its_batch_ma
 ):
     """In process (ASGI), three requests at once: the middle one's row overflows; the others are answered as
     ``Predictor.answer`` answers them, and every request is counted under its own status."""
-    app = mlkit.serve.app.create_app(Settings(artifacts["digits"], **options))
+    app = mlkit.serve.app.create_app(Settings(artifacts["digits"], max_input_z=0, **options))  # past the range check
     good = digits.test.raw_x[:3]
     with pytest.raises(ValueError, match="NaN or infinite outputs"):
         predictor.predict(OVERFLOW)
@@ -402,7 +402,7 @@ def test_a_row_that_overflows_the_model_is_its_own_requests_422_and_its_batch_ma
 
     first, bad, last = asyncio.run(scenario())
     assert (first.status_code, bad.status_code, last.status_code) == (200, 422, 200), bad.text
-    assert "rows [0]" in bad.json()["error"].lower()
+    assert "rows [0]" in bad.json()["error"].lower() and "overflow" in bad.json()["error"]
     if options["max_batch"] > 1:  # they shared a model call with the bad row
         assert int(first.headers["x-batch-rows"]) > len(good)
     if options.get("fixed_shape") is False:  # padded as predict pads: the very same answer

@@ -233,3 +233,27 @@ def test_the_restart_budget_is_a_rate_a_worker_killed_now_and_then_is_always_rep
         while "keep dying" not in server.stderr() and time.monotonic() < deadline:
             time.sleep(0.1)
         assert "workers keep dying" in server.stderr()
+
+
+@pytest.fixture(scope="module")
+def regression(tmp_path_factory):
+    curve = mlkit.load_dataset("regression_curve", n=200, seed=0)
+    model = mlkit.MLP(1, (16,), 1, seed=0)
+    mlkit.fit(model, curve, mlkit.TrainConfig(epochs=5, progress=False))
+    return curve, mlkit.save_predictor(mlkit.freeze(model, curve), tmp_path_factory.mktemp("range") / "curve")
+
+
+def test_an_input_far_outside_the_training_range_is_a_422_unless_allowed(regression, digits, artifact):
+    curve, path = regression
+    with Server(path, start_timeout=90) as server:
+        far = httpx.post(f"{server.url}/predict", json={"inputs": [[0.5], [1e30]]}, timeout=TIMEOUT)
+        assert far.status_code == 422 and "training range" in far.json()["error"], far.text
+        assert "rows [1]" in far.json()["error"].lower()
+        near = httpx.post(f"{server.url}/predict", json={"inputs": curve.test.raw_x.tolist()}, timeout=TIMEOUT)
+        assert near.status_code == 200
+    with Server(path, start_timeout=90, max_input_z=0) as server:  # allowed: the model's guess comes back
+        far = httpx.post(f"{server.url}/predict", json={"inputs": [[1e30]]}, timeout=TIMEOUT)
+        assert far.status_code == 200 and len(far.json()["values"]) == 1
+    with Server(artifact, start_timeout=90) as server:  # every real digit is in range
+        every = httpx.post(f"{server.url}/predict", json={"inputs": digits.test.raw_x.tolist()}, timeout=TIMEOUT)
+        assert every.status_code == 200

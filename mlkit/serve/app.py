@@ -19,8 +19,9 @@
 Every error is JSON ``{"error": "..."}`` that says what was expected: malformed JSON
 is 400, a body over ``max_body_bytes`` 413, a body that stalls 408, well-formed JSON
 that the predictor refuses 422 (its own ``validate`` message, or its finite-output
-check for rows that overflow the model), a full queue 503 with ``Retry-After``. The
-body is read as JSON whatever its Content-Type says, so ``curl -d '{"inputs": ...}'``
+check for rows that overflow the model), as are rows far outside the training data
+(:meth:`~mlkit.serve.model.ServedModel.check_range`, ``max_input_z``), a full queue
+503 with ``Retry-After``. The body is read as JSON whatever its Content-Type says, so ``curl -d '{"inputs": ...}'``
 works. Python's ``json`` reads the tokens ``NaN`` and ``Infinity``; they get the
 predictor's 422 for non-finite input. The admin routes answer only loopback clients.
 
@@ -207,7 +208,7 @@ def create_app(settings: Settings, model: ServedModel | None = None, *, workers:
 
     app = ServingApp(
         title="mlkit serve",
-        version=importlib.metadata.version("mlkit"),
+        version=importlib.metadata.version("mlkit-course"),
         summary=f"A frozen {model.task} model ({model.inputs}) from {model.path.name}.",
         lifespan=lifespan,
         docs_url=None,  # served below from the packaged Swagger UI, so /docs works with no internet
@@ -230,7 +231,7 @@ def create_app(settings: Settings, model: ServedModel | None = None, *, workers:
 
     @app.get("/metadata", summary="What the model takes and answers, and how it is served")
     async def metadata() -> dict:
-        keys = ("max_batch", "max_wait_ms", "max_queue", "max_body_bytes", "fixed_shape")
+        keys = ("max_batch", "max_wait_ms", "max_queue", "max_body_bytes", "fixed_shape", "max_input_z")
         server = {key: getattr(settings, key) for key in keys}
         return {
             **state.model.describe(),
@@ -433,9 +434,14 @@ def parse_inputs(body: bytes, model: ServedModel) -> np.ndarray:
             got = '"inputs" empty' if inputs == [] else f'"inputs" as {_json_kind(inputs)}'
         raise HTTPException(422, f"Expected {expected}; got {got}.")
     try:
-        return model.predictor.validate(inputs)
+        x = model.predictor.validate(inputs)
     except ValueError as e:
         raise HTTPException(422, f"{e} Over HTTP: send {expected}.") from e
+    try:
+        model.check_range(x)
+    except ValueError as e:
+        raise HTTPException(422, str(e)) from e
+    return x
 
 
 def _reply(model: ServedModel, out: np.ndarray, x: np.ndarray) -> bytes:

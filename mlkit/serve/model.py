@@ -33,7 +33,8 @@ class ServedModel:
     """A predictor ready to serve, and what /metadata says about it.
 
     ``batch_shape`` is the one number of rows every model call is padded to
-    (``None``: pad only to the predictor's next bucket).
+    (``None``: pad only to the predictor's next bucket). ``max_input_z`` (0: no limit) is how many
+    training standard deviations from the training mean a raw feature may lie (:meth:`check_range`).
     """
 
     predictor: Predictor
@@ -42,6 +43,7 @@ class ServedModel:
     delay_s: float = 0.0
     loaded_at: float = field(default_factory=time.time)
     versions: dict = field(default_factory=dict)
+    max_input_z: float = 0.0
 
     @property
     def task(self) -> str:
@@ -81,6 +83,25 @@ class ServedModel:
             time.sleep(self.delay_s)
         return self.predictor.outputs(x, self.batch_shape)
 
+    def check_range(self, x: np.ndarray) -> None:
+        """A ValueError naming the rows of ``x`` with a feature more than ``max_input_z`` training standard
+        deviations from its training mean (the preprocessing statistics the artifact stores): the model's answer
+        there is extrapolation, not a prediction (a regression asked about 1e30 answers about -1e30)."""
+        pre = None if self.takes_texts else self.predictor.preprocessor
+        if not self.max_input_z or pre is None or pre.kind == "none":
+            return
+        far = np.abs(x - pre.mean) > self.max_input_z * pre.scale
+        if not far.any():
+            return
+        rows = np.flatnonzero(far.any(axis=1))
+        i, j = int(rows[0]), int(np.flatnonzero(far[rows[0]])[0])
+        raise ValueError(
+            f"Rows {rows[:10].tolist()} hold values out of the training range: feature {j} of row {i} is "
+            f"{float(x[i, j]):g}, more than {self.max_input_z:g} standard deviations from the training data's "
+            f"{float(pre.mean[j]):g} ± {float(pre.scale[j]):g}, where the model's answer would be a guess. Check the "
+            f"units and scaling of the inputs (the server's --max-input-z sets the limit, 0 lifts it)."
+        )
+
     def describe(self) -> dict:
         """What a client needs to know to call this model (part of GET /metadata)."""
         pre = self.predictor.preprocessor
@@ -115,7 +136,8 @@ def load_for(settings: Settings, path: str | os.PathLike | None = None) -> Serve
         raise ValueError(f"{path}: task must be classification or regression, got {predictor.task!r}.")
     versions = read_metadata(path, key=settings.key)["versions"] if path.is_dir() else {}
     shape = settings.max_batch if settings.fixed_shape else None
-    model = ServedModel(predictor, path, shape, settings.model_delay_ms / 1000, versions=versions)
+    delay_s = settings.model_delay_ms / 1000
+    model = ServedModel(predictor, path, shape, delay_s, versions=versions, max_input_z=settings.max_input_z)
     for bucket in [shape] if shape else predictor.buckets:
         predictor.executable(bucket)
         if bucket >= settings.max_batch:

@@ -77,6 +77,14 @@ class Settings:
             "help": "pad every batch to --max-batch rows, so answers never depend on grouping",
         },
     )
+    max_input_z: float = field(
+        default=100.0,
+        metadata={
+            "option": "--max-input-z",
+            "help": "inputs further than this many training standard deviations from the training mean get 422 "
+            "(0: no limit)",
+        },
+    )
     drift_window: int = field(
         default=500, metadata={"option": "--drift-window", "help": "rows the drift watch's running mean remembers"}
     )
@@ -150,7 +158,7 @@ class Settings:
         if self.max_batch > MAX_BATCH_LIMIT:
             problems.append(f"max_batch must be at most {MAX_BATCH_LIMIT}, got {self.max_batch}")
         seconds = ("shutdown_timeout_s", "idle_timeout_s", "drain_s", "restart_window_s")
-        for name in ("max_wait_ms", "model_delay_ms", "drift_threshold", *seconds):
+        for name in ("max_wait_ms", "model_delay_ms", "drift_threshold", "max_input_z", *seconds):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and value >= 0 and value == value):
                 problems.append(f"{name} must be a number >= 0, got {value!r}")
