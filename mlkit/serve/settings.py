@@ -13,11 +13,17 @@ import dataclasses
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from mlkit.infer.verify import as_key
 
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
 MAX_BATCH_LIMIT = 4096  # one batch is one compiled shape; far past this a batch is a bulk job, not a request
+
+
+def _option(default: Any, option: str, help: str, **more: Any) -> Any:
+    """A field that is also ``option`` of ``python -m mlkit serve``."""
+    return field(default=default, metadata={"option": option, "help": help, **more})
 
 
 @dataclass(frozen=True)
@@ -50,91 +56,38 @@ class Settings:
     """
 
     path: Path
-    host: str = field(
-        default="127.0.0.1",
-        metadata={"option": "--host", "help": "interface to listen on; 127.0.0.1 is this machine only"},
+    host: str = _option("127.0.0.1", "--host", "interface to listen on; 127.0.0.1 is this machine only")
+    port: int = _option(8000, "--port", "0 picks any free port")
+    max_batch: int = _option(64, "--max-batch", "most rows per model call; 1 turns batching off")
+    max_wait_ms: float = _option(2.0, "--max-wait-ms", "longest a request waits for a batch to fill")
+    max_queue: int = _option(1024, "--max-queue", "requests allowed to wait; more get 503 at once")
+    workers: int = _option(1, "--workers", "server processes, each with its own model")
+    max_body_bytes: int = _option(1_000_000, "--max-body-bytes", "larger request bodies get 413")
+    fixed_shape: bool = _option(
+        True, "--fixed-shape", "pad every batch to --max-batch rows, so answers never depend on grouping"
     )
-    port: int = field(default=8000, metadata={"option": "--port", "help": "0 picks any free port"})
-    max_batch: int = field(
-        default=64, metadata={"option": "--max-batch", "help": "most rows per model call; 1 turns batching off"}
+    max_input_z: float = _option(
+        100.0, "--max-input-z", "inputs further than this many training SDs from the mean get 422; 0: any"
     )
-    max_wait_ms: float = field(
-        default=2.0, metadata={"option": "--max-wait-ms", "help": "longest a request waits for a batch to fill"}
+    drift_window: int = _option(500, "--drift-window", "rows the drift watch's running mean remembers")
+    drift_threshold: float = _option(0.5, "--drift-threshold", "largest |z| before /drift says drifted")
+    drift_min_rows: int = _option(100, "--drift-min-rows", "rows seen before drift can be flagged")
+    model_delay_ms: float = _option(0.0, "--model-delay-ms", "add to every model call (a bigger model)")
+    idle_timeout_s: float = _option(
+        5.0, "--idle-timeout", "seconds a connection may take to send a request's headers (idle keep-alive included)"
     )
-    max_queue: int = field(
-        default=1024, metadata={"option": "--max-queue", "help": "requests allowed to wait; more get 503 at once"}
+    max_header_bytes: int = _option(32_768, "--max-header-bytes", "larger request headers get 431")
+    max_connections: int = _option(
+        1000, "--max-connections", "open connections at most; past it the oldest idle closes"
     )
-    workers: int = field(
-        default=1, metadata={"option": "--workers", "help": "server processes, each with its own model"}
+    drain_s: float = _option(
+        3.0, "--drain-s", "seconds after SIGTERM of /health 503 while requests are still taken (Ctrl-C: none)"
     )
-    max_body_bytes: int = field(
-        default=1_000_000, metadata={"option": "--max-body-bytes", "help": "larger request bodies get 413"}
-    )
-    fixed_shape: bool = field(
-        default=True,
-        metadata={
-            "option": "--fixed-shape",
-            "help": "pad every batch to --max-batch rows, so answers never depend on grouping",
-        },
-    )
-    max_input_z: float = field(
-        default=100.0,
-        metadata={
-            "option": "--max-input-z",
-            "help": "inputs further than this many training standard deviations from the training mean get 422 "
-            "(0: no limit)",
-        },
-    )
-    drift_window: int = field(
-        default=500, metadata={"option": "--drift-window", "help": "rows the drift watch's running mean remembers"}
-    )
-    drift_threshold: float = field(
-        default=0.5, metadata={"option": "--drift-threshold", "help": "largest |z| before /drift says drifted"}
-    )
-    drift_min_rows: int = field(
-        default=100, metadata={"option": "--drift-min-rows", "help": "rows seen before drift can be flagged"}
-    )
-    model_delay_ms: float = field(
-        default=0.0, metadata={"option": "--model-delay-ms", "help": "add to every model call (a bigger model)"}
-    )
-    idle_timeout_s: float = field(
-        default=5.0,
-        metadata={
-            "option": "--idle-timeout",
-            "help": "seconds a connection may take to send a request's headers (idle keep-alive time included)",
-        },
-    )
-    max_header_bytes: int = field(
-        default=32_768, metadata={"option": "--max-header-bytes", "help": "larger request headers get 431"}
-    )
-    max_connections: int = field(
-        default=1000,
-        metadata={
-            "option": "--max-connections",
-            "help": "open connections per process (fewer if open files are limited); past it the oldest idle closes",
-        },
-    )
-    drain_s: float = field(
-        default=3.0,
-        metadata={
-            "option": "--drain-s",
-            "help": "seconds after SIGTERM of /health 503 while requests are still taken (Ctrl-C: none)",
-        },
-    )
-    restart_limit: int = field(
-        default=10,
-        metadata={"option": "--restart-limit", "help": "worker restarts allowed within --restart-window; more stop"},
-    )
-    restart_window_s: float = field(
-        default=30.0, metadata={"option": "--restart-window", "help": "seconds over which worker restarts count"}
-    )
-    shutdown_timeout_s: float = field(
-        default=10.0, metadata={"option": "--shutdown-timeout", "help": "seconds to finish requests on SIGTERM"}
-    )
-    log_level: str = field(
-        default="warning", metadata={"option": "--log-level", "help": "uvicorn's log level", "choices": LOG_LEVELS}
-    )
-    access_log: bool = field(default=False, metadata={"option": "--access-log", "help": "log every request"})
+    restart_limit: int = _option(10, "--restart-limit", "worker restarts allowed within --restart-window; more stop")
+    restart_window_s: float = _option(30.0, "--restart-window", "seconds over which worker restarts count")
+    shutdown_timeout_s: float = _option(10.0, "--shutdown-timeout", "seconds to finish requests on SIGTERM")
+    log_level: str = _option("warning", "--log-level", "uvicorn's log level", choices=LOG_LEVELS)
+    access_log: bool = _option(False, "--access-log", "log every request")
     key: bytes | None = field(default=None, repr=False)  # the command line reads it from --key-file
 
     def __post_init__(self):
