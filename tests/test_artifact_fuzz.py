@@ -167,3 +167,37 @@ def test_a_damaged_payload_is_refused_or_answers_as_before(original, digits, tmp
     assert seen.count("refused") > 0 and seen.count("loaded") > 0, seen
     assert any("answers its check rows differently" in reason for reason in reasons), reasons
     assert any("does not pass the check" in reason or "crashed" in reason for reason in reasons), reasons
+
+
+ONNX_CASES = 40
+
+
+def test_a_damaged_onnx_file_is_refused_or_answers_as_before(trained, digits, tmp_path):
+    """One byte changed anywhere in an .onnx file: its signature no longer holds, so it is checked in a child."""
+    pytest.importorskip("jax2onnx", reason="needs the optional extra: pip install -e '.[onnx]'")
+    path = mlkit.save_predictor(mlkit.freeze(trained, digits), tmp_path / "original.onnx")
+    expected = mlkit.load_predictor(path).predict_proba(digits.test.raw_x)
+    confident = np.sort(expected, axis=1)[:, -1] - np.sort(expected, axis=1)[:, -2] > 1e-3
+    data, rng = path.read_bytes(), random.Random(SEED + 3)
+    targets = []
+    for i in range(ONNX_CASES):
+        damaged_file = bytearray(data)
+        where = rng.randrange(len(data))
+        damaged_file[where] = (damaged_file[where] + rng.randrange(1, 256)) % 256
+        targets.append(tmp_path / f"o{i}.onnx")
+        targets[-1].write_bytes(bytes(damaged_file))
+
+    def attempt(target: Path) -> str:
+        try:
+            loaded = mlkit.load_predictor(target)
+        except ValueError as e:
+            assert str(e), "a refusal must say why"
+            return "refused"
+        got = loaded.predict_proba(digits.test.raw_x)
+        np.testing.assert_allclose(got, expected, atol=1e-4, err_msg=str(target))
+        np.testing.assert_array_equal(got.argmax(1)[confident], expected.argmax(1)[confident])
+        return "loaded"
+
+    with ThreadPoolExecutor(2) as pool:  # two children at a time, one per core
+        seen = list(pool.map(attempt, targets))
+    assert seen.count("refused") > ONNX_CASES // 2 and seen.count("loaded") > 0, seen

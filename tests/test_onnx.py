@@ -344,3 +344,54 @@ def test_sizes_past_the_bounds_are_refused(onnx_saved, tmp_path):
     model.graph.output[0].type.tensor_type.shape.dim[1].dim_value = 1 << 40
     with pytest.raises(ValueError, match=r"declares a dimension above"):
         mlkit.load_predictor(rewritten(onnx_saved, tmp_path / "wide.onnx", model=model))
+
+
+# --- the trust rules of a jax.export directory: signed, or checked in a child first -----------------------------------
+
+KEY = b"0123456789abcdef-a-test-key"
+
+
+def altered(source, target, scale=3.0):
+    """``source`` with its largest weight matrix scaled, saved again by the onnx package (the signature stays)."""
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load(str(source))
+    weights = max(model.graph.initializer, key=lambda t: np.prod(t.dims))
+    weights.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(weights) * scale, weights.name))
+    onnx.save(model, str(target))
+    return target
+
+
+def test_a_signed_file_loads_without_a_child_and_an_altered_one_is_caught(onnx_saved, digits, tmp_path, monkeypatch):
+    expected = mlkit.load_predictor(onnx_saved).predict_proba(digits.test.raw_x)
+    children = []
+    real = onnx_format.run_in_child
+    monkeypatch.setattr(onnx_format, "run_in_child", lambda *a, **k: children.append(a[3]) or real(*a, **k))
+    mlkit.load_predictor(onnx_saved)
+    assert children == [], "a file signed on this machine is trusted, as a signed directory is"
+    changed = altered(onnx_saved, tmp_path / "altered.onnx")
+    quietly = mlkit.load_predictor(changed, verify=False)  # what happened before: other answers, silently
+    assert np.abs(quietly.predict_proba(digits.test.raw_x) - expected).max() > 1e-3
+    with pytest.raises(ValueError, match=r"answers its check rows differently from when it was saved"):
+        mlkit.load_predictor(changed)
+    assert children == [str(changed)]
+
+
+def test_a_file_signed_with_a_key_loads_only_with_that_key(trained, digits, tmp_path):
+    path = mlkit.save_predictor(mlkit.freeze(trained, digits), tmp_path / "signed.onnx", key=KEY)
+    assert mlkit.load_predictor(path, key=KEY).labels == tuple(digits.labels)
+    with pytest.raises(ValueError, match=r"has a signature that does not match this key"):
+        mlkit.load_predictor(path, key=b"another-key-of-16-bytes")
+    with pytest.raises(ValueError, match=r"has a signature that does not match this key"):
+        mlkit.load_predictor(altered(path, tmp_path / "altered.onnx"), key=KEY)
+    import onnx
+
+    model = onnx.load(str(path))
+    kept = [entry for entry in model.metadata_props if entry.key != onnx_format.SIGNATURE]
+    del model.metadata_props[:]
+    model.metadata_props.extend(kept)
+    unsigned = rewritten(path, tmp_path / "unsigned.onnx", model=model)
+    with pytest.raises(ValueError, match=r"is not signed"):
+        mlkit.load_predictor(unsigned, key=KEY)
+    assert mlkit.load_predictor(unsigned).labels == tuple(digits.labels)  # checked in a child, answers as saved

@@ -42,7 +42,6 @@ import dataclasses
 import hashlib
 import importlib.metadata
 import json
-import math
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -54,7 +53,6 @@ import numpy as np
 
 from mlkit.infer.dispatch import prefer_sync_dispatch
 from mlkit.infer.metadata import (
-    CHECK_ROWS,
     FORMAT,
     FORMAT_VERSION,
     PAYLOAD,
@@ -64,10 +62,11 @@ from mlkit.infer.metadata import (
     is_entry,
     parse,
 )
+from mlkit.infer.metadata import check_rows as rows_to_check
 from mlkit.infer.onnx_format import load_onnx, save_onnx
 from mlkit.infer.predictor import Predictor
 from mlkit.infer.text import text_metadata, with_text
-from mlkit.infer.verify import as_key, check_program, machine_key, run_in_child, sign, signed_with
+from mlkit.infer.verify import as_key, check_answers, check_program, machine_key, run_in_child, sign, signed_with
 from mlkit.storage import parse_json, read_file, write_directory
 
 MANIFEST_FORMAT = "mlkit.manifest"
@@ -87,14 +86,12 @@ def save_predictor(
     ``format="jax"`` (the default) writes the artifact directory described above, signed with
     ``key`` (at least 16 bytes), or with this machine's own key when none is given;
     ``format="onnx"`` (the default for a path ending in ``.onnx``) one standard ONNX
-    file that any ONNX runtime can run (see :mod:`mlkit.infer.onnx_format`).
+    file that any ONNX runtime can run, signed the same way (see :mod:`mlkit.infer.onnx_format`).
     """
     path = Path(path)
     format = format or ("onnx" if path.suffix.lower() == ".onnx" else "jax")
     if format == "onnx":
-        if key is not None:
-            raise ValueError(f"An .onnx file has no manifest to sign; save {path} with format='jax' to sign it.")
-        return save_onnx(predictor, path)
+        return save_onnx(predictor, path, key=None if key is None else as_key(key))
     if format != "jax":
         raise ValueError(f'format must be "jax" (a jax.export directory) or "onnx" (one .onnx file), got {format!r}.')
     signing_key = as_key(key) if key is not None else machine_key(create=True)
@@ -152,8 +149,8 @@ def load_predictor(
 ) -> Predictor:
     """The :class:`Predictor` saved at ``path``: same labels, task, validation and batch buckets.
 
-    A directory is read as a jax.export artifact, a ``.onnx`` file with ONNX Runtime.
-    With ``key``, an artifact not signed with it is refused before anything is parsed.
+    A directory is read as a jax.export artifact, a ``.onnx`` file with ONNX Runtime, by the same
+    rules. With ``key``, an artifact not signed with it is refused before anything is run.
     ``verify`` runs the program in a child process first (see :mod:`mlkit.infer.verify`):
     by default only when the artifact is not signed (with ``key`` or this machine's key);
     ``True`` always, ``False`` never (only for artifacts you made yourself); the check may take
@@ -166,9 +163,8 @@ def load_predictor(
     path = Path(path)
     prefer_sync_dispatch()
     if path.suffix.lower() == ".onnx" and not path.is_dir():
-        if key is not None:
-            raise ValueError(f"{path} is an .onnx file, which cannot be signed; sign a jax.export directory instead.")
-        return load_onnx(path, max_bytes=max_bytes)
+        key = None if key is None else as_key(key)
+        return load_onnx(path, key=key, verify=verify, verify_timeout=verify_timeout, max_bytes=max_bytes)
     found = _read(path, key, max_bytes)
     if verify or (verify is None and not found.signed):
         _verify(found, verify_timeout)
@@ -207,15 +203,8 @@ def read_metadata(path: str | os.PathLike, *, key: bytes | str | None = None) ->
 
 
 def check_rows(metadata: dict) -> np.ndarray:
-    """The rows whose answers an artifact records: within two standard deviations of the training mean.
-
-    Made by plain float64 arithmetic (no random generator), so every machine and NumPy version
-    makes the same rows.
-    """
-    n = metadata["input"]["shape"][1]
-    pre = metadata["preprocessor"] or {"mean": [0.0] * n, "scale": [1.0] * n}
-    z = (np.arange(1, CHECK_ROWS * n + 1, dtype=np.float64).reshape(CHECK_ROWS, n) * 0.6180339887498949) % 1.0
-    return (np.asarray(pre["mean"]) + np.asarray(pre["scale"]) * (4 * z - 2)).astype(np.float32)
+    """The rows whose answers the artifact with ``metadata`` records (:func:`mlkit.infer.metadata.check_rows`)."""
+    return rows_to_check(metadata["input"]["shape"][1], metadata["preprocessor"])
 
 
 @dataclasses.dataclass(frozen=True)
@@ -370,12 +359,7 @@ def _verify(found: _Found, timeout: float | None) -> None:
     expected = np.asarray(check["outputs"], np.float32)
     same_platform = check["platform"] == jax.export.default_export_platform()
     allowed = (1e-5 if same_platform else 1e-2) * max(1.0, float(np.abs(expected).max()))
-    off = float(np.abs(got - expected).max()) if got.shape == expected.shape else math.inf
-    if not off <= allowed:
-        raise ValueError(
-            f"{found.path}: its program answers its check rows differently from when it was saved (off by "
-            f"{off:.3g}, {allowed:.1g} allowed): {PAYLOAD} or {METADATA} was changed. Re-save the artifact."
-        )
+    check_answers(got, expected, allowed, str(found.path), f"{PAYLOAD} or {METADATA}")
 
 
 def _export(predictor: Predictor) -> jax.export.Exported:
@@ -390,7 +374,7 @@ def _export(predictor: Predictor) -> jax.export.Exported:
 
 def _versions(calling_convention: int) -> dict:
     return {
-        "mlkit": importlib.metadata.version("mlkit"),
+        "mlkit": importlib.metadata.version("mlkit-course"),
         "jax": jax.__version__,
         "serialization": _serialization_version(),
         "calling_convention": calling_convention,

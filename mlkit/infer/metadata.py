@@ -27,6 +27,8 @@ import math
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
+
 from mlkit.data import Preprocessor
 from mlkit.data.text import Tokenizer
 
@@ -43,6 +45,7 @@ MAX_BUCKETS = 32
 MAX_BUCKET = 65_536  # rows in one compiled batch
 MAX_BATCH_BYTES = 1 << 30  # of float32 input in the largest bucket
 CHECK_ROWS = 4  # rows whose answers are recorded at save time and compared when the program is checked
+ONNX_CHECK_ROWS = 32  # an .onnx file records more: a changed weight that only some rows use shows up in one of them
 OPTIONAL = {"tokenizer"}  # a text predictor's vocabulary (see mlkit.infer.text)
 COMMON = ("format_version", "task", "labels", "input", "output", "preprocessor", "versions")
 KEYS = {  # metadata.json, by format version
@@ -50,6 +53,7 @@ KEYS = {  # metadata.json, by format version
     2: {"format", *COMMON, "buckets", "param_bytes", "platforms", "check"},
 }
 ONNX_KEYS = {"format", "task", "labels", "num_features", "output", "preprocessor", "versions"}
+ONNX_OPTIONAL = {*OPTIONAL, "check"}  # the answers to the check rows: files saved before mlkit recorded them lack it
 RE_EXPORT = (
     "Re-export it with the versions installed here: `python -m mlkit train ... --out DIR`, "
     "or `mlkit.save_predictor(predictor, DIR)` from the trained model."
@@ -229,6 +233,16 @@ ONNX_FIELDS: dict[str, Field] = {  # an .onnx file's "mlkit" entry: its own inpu
         lambda v, n, k: v in ("probabilities", "values"),
     ),
     **{key: FIELDS[key] for key in ("task", "labels", "preprocessor", "tokenizer")},
+    "check": Field(
+        f'hold the "outputs" of {ONNX_CHECK_ROWS} rows of {{k}} finite numbers',
+        lambda v, n, k: (
+            isinstance(v, dict)
+            and v.keys() == {"outputs"}
+            and isinstance(v["outputs"], list)
+            and len(v["outputs"]) == ONNX_CHECK_ROWS
+            and all(_numbers(row, k) for row in v["outputs"])
+        ),
+    ),
     "versions": Field(
         'give the "mlkit" and "jax2onnx" versions (strings or null)',
         lambda v, n, k: (
@@ -254,7 +268,7 @@ def parse(raw: Any, where: str, *, outputs: int | None = None) -> Metadata:
         raise MetadataError(f'{where} is not mlkit predictor metadata: expected "format": "{FORMAT}", got {got!r}.')
     keys = ONNX_KEYS if onnx else _keys(raw, where)
     try:
-        if raw.keys() - OPTIONAL != keys:
+        if raw.keys() - (ONNX_OPTIONAL if onnx else OPTIONAL) != keys:
             named = "an .onnx file's mlkit entry has" if onnx else f"format {raw['format_version']} has"
             raise MetadataError(f"{named} exactly the keys {sorted(keys)} (a text predictor also {sorted(OPTIONAL)})")
         return _checked(raw, onnx, outputs)
@@ -276,7 +290,7 @@ def _keys(raw: dict, where: str) -> set[str]:
         )
     if version > FORMAT_VERSION:
         raise MetadataError(
-            f"{where} uses artifact format {version}; this mlkit {importlib.metadata.version('mlkit')} reads "
+            f"{where} uses artifact format {version}; this mlkit {importlib.metadata.version('mlkit-course')} reads "
             f"formats up to {FORMAT_VERSION}. Upgrade mlkit to read it. {RE_EXPORT}"
         )
     return KEYS[version]
@@ -325,6 +339,17 @@ def _checked(m: dict, onnx: bool, outputs: int | None) -> Metadata:
         preprocessor=None if pre is None else Preprocessor.from_dict(pre),
         json=m,
     )
+
+
+def check_rows(features: int, preprocessor: dict | None, count: int = CHECK_ROWS) -> np.ndarray:
+    """The rows whose answers an artifact records: within two standard deviations of the training mean.
+
+    Made by plain float64 arithmetic (no random generator), so every machine and NumPy version
+    makes the same rows.
+    """
+    n, pre = features, preprocessor or {"mean": [0.0] * features, "scale": [1.0] * features}
+    z = (np.arange(1, count * n + 1, dtype=np.float64).reshape(count, n) * 0.6180339887498949) % 1.0
+    return (np.asarray(pre["mean"]) + np.asarray(pre["scale"]) * (4 * z - 2)).astype(np.float32)
 
 
 def tokenizer_problem(entry: Any, features: int) -> str | None:

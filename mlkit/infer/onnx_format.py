@@ -7,8 +7,10 @@ converter, with a symbolic batch dimension ``b``; one input ``x`` (float32
 regression). Labels, task and the pre-processing statistics travel in the
 model's ``metadata_props`` under the key ``mlkit``, as JSON, which loading checks
 field by field as a jax.export artifact's ``metadata.json`` is (:mod:`mlkit.infer.metadata`:
-what one refuses, the other refuses). Any ONNX runtime can
-run the file; plain ``onnxruntime`` needs nothing from mlkit::
+what one refuses, the other refuses), with the model's answers to ``ONNX_CHECK_ROWS`` check
+rows. The file's last metadata entry, ``mlkit.signature``, is an HMAC of every byte before
+it, made with the same keys as a directory's ``manifest.sig`` (:mod:`mlkit.infer.verify`).
+Any ONNX runtime can run the file; plain ``onnxruntime`` needs nothing from mlkit::
 
     session = onnxruntime.InferenceSession("model.onnx")
     probabilities = session.run(None, {"x": rows})[0]
@@ -33,18 +35,24 @@ from typing import Any
 import jax
 import numpy as np
 
-from mlkit.infer.metadata import ONNX_FORMAT, Metadata, parse
+from mlkit.infer.metadata import ONNX_CHECK_ROWS, ONNX_FORMAT, Metadata, check_rows, parse
 from mlkit.infer.onnx_rules import graph_problem
 from mlkit.infer.predictor import Predictor
 from mlkit.infer.text import text_metadata, with_text
+from mlkit.infer.verify import check_answers, machine_key, run_in_child, sign, signed_with
 from mlkit.storage import parse_json, read_file, write_atomically
 
 MAX_BYTES = 1 << 30  # the largest .onnx file load_onnx reads; its max_bytes argument raises it
+SIGNATURE = "mlkit.signature"  # the last metadata entry: an HMAC of every byte before it (see mlkit.infer.verify)
 INSTALL = "ONNX export and loading need the optional extra: pip install -e '.[onnx]' in the kit's folder"
 
 
-def save_onnx(predictor: Predictor, path: str | os.PathLike) -> Path:
-    """Write ``predictor`` as a standard ONNX file at ``path`` (atomically); returns the path."""
+def save_onnx(predictor: Predictor, path: str | os.PathLike, *, key: bytes | None = None) -> Path:
+    """Write ``predictor`` as a standard ONNX file at ``path`` (atomically); returns the path.
+
+    The file records the model's answers to a few check rows and is signed with ``key``, or with
+    this machine's key when none is given (:mod:`mlkit.infer.verify`), as a jax.export directory is.
+    """
     try:
         from jax2onnx import to_onnx
     except ImportError as e:
@@ -84,9 +92,16 @@ def save_onnx(predictor: Predictor, path: str | os.PathLike) -> Path:
             f"A classifier needs one label per output: expected {width} labels, "
             f"got {len(predictor.labels)}. Pass labels= to freeze or Predictor."
         )
+    metadata = _metadata(predictor, output)
+    rows = check_rows(predictor.num_features, metadata["preprocessor"], ONNX_CHECK_ROWS)
+    answers = np.asarray(_session(model.SerializeToString()).run([output], {"x": rows})[0])
+    if not np.isfinite(answers).all():
+        raise ValueError("Cannot save this predictor: its answers to rows near the training mean hold NaN or infinity.")
     entry = model.metadata_props.add()
-    entry.key, entry.value = "mlkit", json.dumps(_metadata(predictor, output))
-    return write_atomically(path, model.SerializeToString())
+    entry.key, entry.value = "mlkit", json.dumps({**metadata, "check": {"outputs": answers.tolist()}})
+    body = model.SerializeToString()
+    signing_key = key if key is not None else machine_key(create=True)
+    return write_atomically(path, body + (_signature(body, signing_key) if signing_key is not None else b""))
 
 
 @contextlib.contextmanager
@@ -101,17 +116,24 @@ def _quiet(logger: str) -> Iterator[None]:
         log.setLevel(level)
 
 
-def load_onnx(path: str | os.PathLike, *, max_bytes: int = MAX_BYTES) -> Predictor:
+def load_onnx(
+    path: str | os.PathLike,
+    *,
+    key: bytes | None = None,
+    verify: bool | None = None,
+    verify_timeout: float | None = None,
+    max_bytes: int = MAX_BYTES,
+) -> Predictor:
     """The :class:`OnnxPredictor` saved at ``path`` by :func:`save_onnx` (in a TextPredictor if it holds a tokenizer).
 
     The file must be a plain file of at most ``max_bytes``, checked before it is read, and hold
     only what mlkit's exports write (:mod:`mlkit.infer.onnx_rules`: no external data, only their
-    operators, bounded sizes). Only then does ONNX Runtime parse it, in this process.
+    operators, bounded sizes); its mlkit metadata is checked as a jax.export artifact's is. The
+    trust rules are the directory's too: with ``key``, a file not signed with it is refused;
+    ``verify`` runs the model in a time-limited child process first, by default only when the file
+    is not signed (with ``key`` or this machine's key), and its answers to the check rows must be
+    the ones recorded when it was saved. Only then does ONNX Runtime load it in this process.
     """
-    try:
-        import onnxruntime
-    except ImportError as e:
-        raise ImportError(f"{INSTALL} (onnxruntime is missing).") from e
     path = Path(path)
     try:
         data = read_file(path.resolve(), cap=max_bytes, what=str(path), limit="max_bytes")
@@ -120,18 +142,19 @@ def load_onnx(path: str | os.PathLike, *, max_bytes: int = MAX_BYTES) -> Predict
             f"No ONNX artifact at {path}: expected a .onnx file written by "
             f"mlkit.save_predictor(predictor, PATH, format='onnx')."
         ) from None
-    problem = _graph_problem(data)
+    model = _parse(data, path)
+    problem = graph_problem(model)
     if problem:
         raise ValueError(f"{path} is not an mlkit predictor: {problem}. Re-save it with mlkit.save_predictor.")
-    try:
-        session = onnxruntime.InferenceSession(data, providers=["CPUExecutionProvider"])
-    except Exception as e:  # onnxruntime raises its own exception types for unreadable models
-        raise ValueError(
-            f"{path} is not a model ONNX Runtime {onnxruntime.__version__} can load "
-            f"({type(e).__name__}: {str(e)[:200]}). Copy it again or re-save it."
-        ) from e
-    metadata = _read_metadata(session, path)
-    return with_text(OnnxPredictor(session, metadata, path), metadata.json)
+    body, signature = _signed_part(model, data)
+    if key is not None and not signed_with(body, signature, key):
+        state = "has a signature that does not match this key" if signature else "is not signed"
+        raise ValueError(f"{path} {state}, so it was not run. Ask for it signed with save_predictor(..., key=KEY).")
+    metadata = _read_metadata(model, path)
+    _check_graph(model, metadata, path)
+    if verify or (verify is None and key is None and not signed_with(body, signature, machine_key())):
+        _verify(data, metadata, path, verify_timeout)
+    return with_text(OnnxPredictor(_session(data, path), metadata, path), metadata.json)
 
 
 class OnnxPredictor(Predictor):
@@ -165,29 +188,73 @@ def _metadata(predictor: Predictor, output: str) -> dict:
         "num_features": predictor.num_features,
         "output": output,
         "preprocessor": None if predictor.preprocessor is None else predictor.preprocessor.to_dict(),
-        "versions": {"mlkit": _version("mlkit"), "jax2onnx": _version("jax2onnx")},
+        "versions": {"mlkit": _version("mlkit-course"), "jax2onnx": _version("jax2onnx")},
         **text_metadata(predictor),
     }
 
 
-def _graph_problem(data: bytes) -> str | None:
-    """What in the model's bytes mlkit refuses before ONNX Runtime sees them (:mod:`mlkit.infer.onnx_rules`)."""
+def _parse(data: bytes, path: Path) -> Any:
+    """The file's bytes as an ``onnx.ModelProto`` (a protobuf parse: nothing runs)."""
     try:
         import onnx
     except ImportError as e:
         raise ImportError(f"{INSTALL} (onnx is missing).") from e
     try:
-        model = onnx.ModelProto.FromString(data)
+        return onnx.ModelProto.FromString(data)
     except Exception as e:  # protobuf's DecodeError, or a RuntimeError from its C++ parser
-        return f"it is not an ONNX protobuf ({type(e).__name__}), not a model ONNX Runtime can load"
-    return graph_problem(model)
+        raise ValueError(
+            f"{path} is not a model ONNX Runtime can load (it is not an ONNX protobuf: {type(e).__name__}). "
+            f"Copy it again or re-save it."
+        ) from None
 
 
-def _read_metadata(session: Any, path: Path) -> Metadata:
-    """The mlkit description inside the model, checked as metadata.json is, and against the model's input and output."""
-    raw = session.get_modelmeta().custom_metadata_map.get("mlkit")
+def _session(data: bytes, path: Path | None = None) -> Any:
     try:
-        found = parse_json(raw.encode(), f"{path}'s mlkit metadata") if raw else None
+        import onnxruntime
+    except ImportError as e:
+        raise ImportError(f"{INSTALL} (onnxruntime is missing).") from e
+    try:
+        return onnxruntime.InferenceSession(data, providers=["CPUExecutionProvider"])
+    except Exception as e:  # onnxruntime raises its own exception types for unreadable models
+        raise ValueError(
+            f"{path} is not a model ONNX Runtime {onnxruntime.__version__} can load "
+            f"({type(e).__name__}: {str(e)[:200]}). Copy it again or re-save it."
+        ) from e
+
+
+def _signature(body: bytes, key: bytes) -> bytes:
+    """What, appended to ``body``, adds a metadata entry holding its HMAC: protobuf messages concatenate."""
+    return _signature_entry(sign(body, key).decode().strip())
+
+
+def _signature_entry(value: str) -> bytes:
+    from onnx import ModelProto
+
+    tail = ModelProto()
+    entry = tail.metadata_props.add()
+    entry.key, entry.value = SIGNATURE, value
+    return tail.SerializeToString()
+
+
+def _signed_part(model: Any, data: bytes) -> tuple[bytes, bytes | None]:
+    """The bytes the file's signature covers and the signature, or ``(data, None)`` where there is none."""
+    found = _entries(model, SIGNATURE)
+    tail = _signature_entry(found[0]) if len(found) == 1 else None
+    if tail is None or not data.endswith(tail):  # none, two, or one that is not the file's last bytes
+        return data, None
+    return data[: -len(tail)], f"{found[0]}\n".encode()
+
+
+def _entries(model: Any, key: str) -> list[str]:
+    """The values of the model's metadata entries named ``key`` (protobuf gives bytes for invalid UTF-8: as text)."""
+    return [e.value if isinstance(e.value, str) else "" for e in model.metadata_props if e.key == key]
+
+
+def _read_metadata(model: Any, path: Path) -> Metadata:
+    """The mlkit description inside the model, checked as metadata.json is (:func:`mlkit.infer.metadata.parse`)."""
+    raws = _entries(model, "mlkit")
+    try:
+        found = parse_json(raws[0].encode(), f"{path}'s mlkit metadata") if len(raws) == 1 else None
     except ValueError:
         found = None
     if not isinstance(found, dict) or found.get("format") != ONNX_FORMAT:
@@ -195,25 +262,47 @@ def _read_metadata(session: Any, path: Path) -> Metadata:
             f'{path} is an ONNX model but not an mlkit predictor: it lacks the "mlkit" metadata '
             f"that mlkit.save_predictor(predictor, PATH, format='onnx') writes."
         )
-    inputs, outputs = session.get_inputs(), session.get_outputs()
-    gives = outputs[0].shape if len(outputs) == 1 else None
-    width = gives[1] if gives is not None and len(gives) == 2 and isinstance(gives[1], int) else None
-    metadata = parse(found, f"{path}'s mlkit metadata", outputs=width)
-    takes = inputs[0].shape if len(inputs) == 1 else None
+    outputs = [output.type.tensor_type.shape.dim for output in model.graph.output]
+    dims = outputs[0] if len(outputs) == 1 else []
+    width = dims[1].dim_value if len(dims) == 2 and dims[1].HasField("dim_value") else None
+    return parse(found, f"{path}'s mlkit metadata", outputs=width)
+
+
+def _verify(data: bytes, metadata: Metadata, path: Path, timeout: float | None) -> None:
+    """Run the model in a child process; its answers must match those recorded when it was saved."""
+    rows = check_rows(metadata.features, metadata.json["preprocessor"], ONNX_CHECK_ROWS)
+    described = {"output": metadata.json["output"], "width": metadata.outputs}
+    got = run_in_child(data, described, rows, str(path), timeout, runtime="onnx")
+    if "check" in metadata.json:  # saved by an mlkit that recorded answers
+        expected = np.asarray(metadata.json["check"]["outputs"], np.float32)
+        check_answers(got, expected, 1e-5 * max(1.0, float(np.abs(expected).max())), str(path), "the file")
+
+
+def _check_graph(model: Any, metadata: Metadata, path: Path) -> None:
+    """The model's declared input and output must be the ones its metadata describes: x float[b, n], one output."""
+    from onnx import TensorProto
+
+    def shown(values: Any) -> list:
+        return [
+            (v.name, [d.dim_value if d.HasField("dim_value") else d.dim_param for d in v.type.tensor_type.shape.dim])
+            for v in values
+        ]
+
+    takes, gives = list(model.graph.input), list(model.graph.output)
+    dims = takes[0].type.tensor_type.shape.dim if len(takes) == 1 else []
     if not (
-        takes is not None
-        and inputs[0].name == "x"
-        and inputs[0].type == "tensor(float)"
-        and len(takes) == 2
-        and takes[1] == metadata.features
-        and outputs[0].name == found["output"]
-        and outputs[0].type == "tensor(float)"
+        len(takes) == len(gives) == 1
+        and takes[0].name == "x"
+        and gives[0].name == metadata.json["output"]
+        and takes[0].type.tensor_type.elem_type == gives[0].type.tensor_type.elem_type == TensorProto.FLOAT
+        and len(dims) == 2
+        and dims[1].dim_value == metadata.features
     ):
         raise ValueError(
-            f"{path}: its mlkit metadata (input x: float[b, {metadata.features}], output {found['output']}: "
-            f"float[b, {width}]) does not match the model's input {takes} and output {gives}. Re-save the artifact."
+            f"{path}: its mlkit metadata (input x: float[b, {metadata.features}], output "
+            f"{metadata.json['output']}: float[b, {metadata.outputs}]) does not match the model's inputs "
+            f"{shown(takes)} and outputs {shown(gives)}. Re-save the artifact."
         )
-    return metadata
 
 
 def _version(package: str) -> str | None:

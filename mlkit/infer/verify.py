@@ -18,7 +18,10 @@ So :func:`mlkit.load_predictor` trusts a payload in one of two ways:
   limit, on the artifact's own check rows and at its small batch sizes. A crash,
   an abort or a hang ends that child, not the caller, who gets a ValueError that
   names the artifact. The child's answers must match the ones recorded at save
-  time, so a payload changed to give other answers is refused as well.
+  time, so a payload changed to give other answers is refused as well. An
+  ``.onnx`` file is checked the same way, run by ONNX Runtime instead of JAX.
+  The child dies with its caller (``PR_SET_PDEATHSIG`` on Linux, a watch on its
+  parent's pid elsewhere) and ends itself past its own time limit (``SIGALRM``).
 
 The check costs a fresh Python and JAX: about 1 s on a 2-core machine (see
 ``docs/design.md``). It proves that the program reads and answers its check rows
@@ -158,20 +161,29 @@ def check_program(exported: Any, metadata: dict) -> str | None:
 
 
 def run_in_child(
-    payload: bytes, metadata: dict, rows: np.ndarray, source: str, timeout: float | None = None
+    payload: bytes,
+    metadata: dict,
+    rows: np.ndarray,
+    source: str,
+    timeout: float | None = None,
+    *,
+    runtime: str = "jax",
 ) -> np.ndarray:
     """Deserialize ``payload`` and run it on ``rows`` in a fresh Python; its outputs for ``rows``.
 
+    ``runtime="jax"``: a jax.export payload and its ``metadata.json``; ``"onnx"``: an ``.onnx`` file's
+    bytes, run by ONNX Runtime, and ``{"output": its output's name, "width": its columns}``.
     Raises ValueError, naming ``source``, if the child crashes, aborts, runs past ``timeout``
     seconds (default ``TIMEOUT_S``), or reports a program that does not match ``metadata`` or fails.
     """
     timeout = TIMEOUT_S if timeout is None else timeout
-    buckets = [b for b in metadata["buckets"] if b <= CHECK_BATCHES]
-    spec = {
-        "rows": rows.tolist(),
-        "batches": sorted({len(rows), *buckets}),
-        "metadata": {key: metadata[key] for key in ("input", "output", "platforms", "versions")},
-    }
+    if runtime == "onnx":
+        buckets, described = [1, CHECK_BATCHES], metadata
+    else:
+        buckets = [b for b in metadata["buckets"] if b <= CHECK_BATCHES]
+        described = {key: metadata[key] for key in ("input", "output", "platforms", "versions")}
+        described["width"] = metadata["output"]["shape"][1]
+    spec = {"rows": rows.tolist(), "batches": sorted({len(rows), *buckets}), "runtime": runtime, "metadata": described}
     env = {**os.environ, "XLA_PYTHON_CLIENT_PREALLOCATE": "false"}  # share a GPU with the caller, not grab it
     command = [sys.executable, str(Path(__file__).resolve()), str(os.getpid()), f"{timeout + _GRACE_S:g}"]
     blame = (
@@ -216,23 +228,41 @@ def _stage(stdout: bytes | None) -> str:
     return f"while running the program on {lines[-1]} rows"
 
 
+def check_answers(got: np.ndarray, expected: np.ndarray, allowed: float, source: str, changed: str) -> None:
+    """Refuse, naming ``source``, a program whose answers ``got`` are more than ``allowed`` off those recorded."""
+    off = float(np.abs(got - expected).max()) if got.shape == expected.shape else math.inf
+    if not off <= allowed:
+        raise ValueError(
+            f"{source}: its program answers its check rows differently from when it was saved (off by "
+            f"{off:.3g}, {allowed:.1g} allowed): {changed} was changed. Re-save the artifact."
+        )
+
+
 def _child() -> None:
     """The child's side: spec and payload on stdin; progress, then the outputs for the check rows, on stdout."""
     del sys.path[0]  # this script's own folder: its module names are mlkit's, not for JAX to find
-    import jax
-
     spec = json.loads(sys.stdin.buffer.readline())
-    exported = jax.export.deserialize(bytearray(sys.stdin.buffer.read()))
+    payload, described = sys.stdin.buffer.read(), spec["metadata"]
+    if spec["runtime"] == "onnx":
+        import onnxruntime
+
+        session = onnxruntime.InferenceSession(payload, providers=["CPUExecutionProvider"])
+        run = lambda x: session.run([described["output"]], {"x": x})[0]
+    else:
+        import jax
+
+        exported = jax.export.deserialize(bytearray(payload))
+        problem = check_program(exported, described)
+        if problem:
+            sys.exit(f"{problem}; the two files do not belong together")
+        run = exported.call
     print("deserialized", flush=True)
-    problem = check_program(exported, spec["metadata"])
-    if problem:
-        sys.exit(f"{problem}; the two files do not belong together")
     rows = np.asarray(spec["rows"], np.float32)
     answers = None
     for batch in spec["batches"]:
         print(batch, flush=True)
-        out = np.asarray(exported.call(np.resize(rows, (batch, rows.shape[1]))))
-        if out.shape != (batch, spec["metadata"]["output"]["shape"][1]) or not np.isfinite(out).all():
+        out = np.asarray(run(np.resize(rows, (batch, rows.shape[1]))))
+        if out.shape != (batch, described["width"]) or not np.isfinite(out).all():
             sys.exit(f"on {batch} check rows it answered shape {out.shape}, finite: {bool(np.isfinite(out).all())}")
         if batch == len(rows):
             answers = out
