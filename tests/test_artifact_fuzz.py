@@ -10,7 +10,9 @@ kind of damage is aimed at the layer that must catch it:
 - metadata changed, manifest left alone: the manifest's sha256;
 - a signed artifact changed, its manifest rewritten: the signature;
 - a byte of the payload changed, the manifest rewritten to match: the child process that
-  runs the program first (or validation). What loads must answer as the original did.
+  runs the program first (or validation). What loads must answer as the original did;
+- a byte of an ``.onnx`` file changed anywhere: its signature no longer holds, so ONNX Runtime
+  runs it in a child first, and its answers must be those the file recorded.
 
 Seeded, so a failure repeats; bounded to well under a minute on two cores.
 """

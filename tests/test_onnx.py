@@ -395,3 +395,10 @@ def test_a_file_signed_with_a_key_loads_only_with_that_key(trained, digits, tmp_
     with pytest.raises(ValueError, match=r"is not signed"):
         mlkit.load_predictor(unsigned, key=KEY)
     assert mlkit.load_predictor(unsigned).labels == tuple(digits.labels)  # checked in a child, answers as saved
+
+
+def test_a_file_saved_before_answers_were_recorded_still_loads_after_the_child_check(onnx_saved, digits, tmp_path):
+    older = rewritten(onnx_saved, tmp_path / "older.onnx", lambda m: {k: v for k, v in m.items() if k != "check"})
+    loaded = mlkit.load_predictor(older)  # no signature that holds, no answers: that it runs is all there is to check
+    expected = mlkit.load_predictor(onnx_saved).predict_proba(digits.test.raw_x)
+    np.testing.assert_array_equal(loaded.predict_proba(digits.test.raw_x), expected)
