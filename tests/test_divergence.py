@@ -205,3 +205,12 @@ def test_sweep_marks_random_labels_as_learned_nothing(digits):
     noise = mlkit.make_dataset(x, labels, seed=0)
     result = mlkit.sweep(lambda seed: mlp(noise, seed), noise, mlkit.TrainConfig(epochs=5, progress=False))
     assert list(result.status) == ["learned_nothing"]
+
+
+def test_a_spike_that_leaves_the_model_at_chance_is_divergence_not_learning_nothing(digits):
+    config = mlkit.TrainConfig(epochs=20, optimizer="sgd", learning_rate=3.0, progress=False)
+    history = mlkit.fit(mlp(digits, hidden=(64, 64)), digits, config)
+    assert history.status == "diverged", history
+    assert "spiked to" in history.message and "no better than chance" in history.message
+    result = mlkit.sweep(lambda seed: mlp(digits, seed, (64, 64)), digits, config)
+    assert list(result.status) == ["diverged"]

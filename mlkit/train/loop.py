@@ -43,13 +43,16 @@ class History:
     then keep the last epoch below the limit.
 
     A run that would be "completed" or "early_stopped" is then judged by its validation *skill*
-    (``mlkit.train.steps.skill``: 0 at chance, 1 perfect). It is "diverged" too when it ended with
-    less than half the skill it had before this fit (a trained model trained further at too large a
-    learning rate), or no better than chance (skill below ``NO_SKILL``) after an epoch that was well
-    above it (a fresh model that learned, then blew up). The model then goes back to its highest
-    skill, before this fit or after an epoch, which the message names; the history keeps every epoch,
-    as after early stopping. It is "learned_nothing" when it ended no better than chance and never
-    was much better; the model keeps its last epoch.
+    (``mlkit.train.steps.skill``: 0 at chance, 1 perfect). It is "diverged" too when it ended
+
+    * with less than half the skill it had before this fit (a trained model trained further at too
+      large a learning rate), or
+    * no better than chance (skill below ``NO_SKILL``) after an epoch that was well above it (a fresh
+      model that learned, then blew up), or after one epoch's training loss spiked above the limit.
+
+    The model then goes back to its highest skill, before this fit or after an epoch, which the
+    message names; the history keeps every epoch, as after early stopping. It is "learned_nothing"
+    when it ended no better than chance and never was much better; the model keeps its last epoch.
     """
 
     train_loss: list[float] = field(default_factory=list)
@@ -229,6 +232,14 @@ def _judge(
         what = f"far worse than it began: validation {_score(data, start[3], start[4])} before this fit, {now}"
     elif end < NO_SKILL and peak[0] >= 2 * NO_SKILL:
         what = f"no better than {_chance(data)}: validation {now}, {_score(data, peak[3], peak[4])} in epoch {peak[2]}"
+    elif (
+        end < NO_SKILL and (spike := next((i for i, v in enumerate(history.train_loss) if v > limit), None)) is not None
+    ):
+        what = (
+            f"no better than {_chance(data)}: validation {now}, after the training loss spiked to "
+            f"{history.train_loss[spike]:.4g} in epoch {spike + 1}, more than {EXPLOSION_FACTOR:g}x its starting "
+            f"level ({limit / EXPLOSION_FACTOR:.4g})"
+        )
     elif end < NO_SKILL:
         history.status = "learned_nothing"
         jumped = next((i for i, v in enumerate(history.train_loss) if v > limit / EXPLOSION_FACTOR), None)

@@ -81,14 +81,15 @@ def judged_runs(
 ) -> np.ndarray:
     """Each run's status by ``fit``'s rules (see ``History``), from its curves and ``start``, the validation
     (loss, accuracy) of each run before training: "diverged" (exploded, far worse than it began, or at chance
-    after an epoch well above it), "learned_nothing" (at chance throughout) or "completed"."""
+    after an epoch well above it or a spike), "learned_nothing" (at chance throughout) or "completed"."""
     chance = chance_level(data)
     score = np.vectorize(lambda loss, acc: skill(data.task, chance, float(loss), float(acc)), otypes=[float])
     before, curve = score(*start), score(val_loss, val_acc)  # (runs,), (runs, epochs)
     calm = np.where(train_loss <= limits, curve, -np.inf)
     peak = np.maximum(before, calm.max(axis=1))
     end = curve[:, -1]
-    worse = ((before >= 2 * NO_SKILL) & (end < before / 2)) | ((end < NO_SKILL) & (peak >= 2 * NO_SKILL))
+    spiked = (train_loss > limits).any(axis=1)
+    worse = ((before >= 2 * NO_SKILL) & (end < before / 2)) | ((end < NO_SKILL) & ((peak >= 2 * NO_SKILL) | spiked))
     status = np.where(end < NO_SKILL, "learned_nothing", "completed").astype(object)
     status[worse | diverged_runs(train_loss, val_loss, limits)] = "diverged"
     return status.astype(str)
