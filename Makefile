@@ -54,11 +54,13 @@ bench: env
 	  echo "wrk is not installed: the serving benchmark uses mlkit's own client. To use wrk: sudo apt-get install wrk"
 	$(PY) -m mlkit bench
 
-# The course site: every lesson run once (a few minutes), rendered by Sphinx + myst-nb (site/conf.py) into site/_build/.
+# The course site: every lesson run once (a few minutes), rendered by Sphinx + myst-nb (site/conf.py) into site/_build/,
+# with each lesson's reveal.js slides (site/slides.py) and the instructor guide (docs/teaching.md) that links them.
 site: env
 	rm -rf site/_build
 	$(VENV)/bin/sphinx-build -T -W --keep-going -q -c site . site/_build/html
 	@echo "The site is built: open file://$(CURDIR)/site/_build/html/index.html in a browser"
+	@echo "Slides: site/_build/html/slides/; the instructor guide: file://$(CURDIR)/site/_build/html/docs/teaching.html"
 
 clean:
 	rm -rf $(VENV) .pytest_cache test-artifacts

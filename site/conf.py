@@ -6,6 +6,8 @@ introduction and lesson table. myst-nb runs every lesson once with the kernel it
 ``make env`` registers), and a failing cell fails the build. A dashboard cannot move without a kernel, so its page
 shows the dashboard's last figure and says that it is live in JupyterLab.
 ``MLKIT_SITE_NOTEBOOKS="00_tour 08_inference"`` runs only those lessons (``tests/test_site.py`` does).
+Each lesson also gets reveal.js slides, ``slides/NN_name.slides.html`` in the built site (``site/slides.py``), which
+the instructor guide (``docs/teaching.md``) links to.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from sphinx.application import Sphinx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import reference  # site/reference.py: the generated parts of the reference pages
+import slides  # site/slides.py: each lesson's reveal.js slides, from the notebook
 
 REPO = Path(__file__).resolve().parent.parent
 README = REPO / "README.md"
@@ -117,6 +120,30 @@ def fill_in(app: Sphinx, docname: str, source: list[str]) -> None:
     source[0] = "\n".join(text if line.startswith(mark) else line for line in source[0].split("\n"))
 
 
+def list_teaching_guide(app: Sphinx, docname: str, source: list[str]) -> None:
+    """Put the instructor guide (``docs/teaching.md``) first under "Guides and reference" in the front page's
+    navigation."""
+    if docname == "site/index":
+        caption = ":caption: Guides and reference\n\n"
+        if caption not in source[0]:
+            raise ValueError(f"site/index.md has no toctree with {caption.strip()!r} to list docs/teaching in")
+        if "/docs/teaching\n" not in source[0]:
+            source[0] = source[0].replace(caption, caption + "/docs/teaching\n", 1)
+
+
+def build_slides(app: Sphinx, exception: Exception | None) -> None:
+    """Write each lesson's slides into ``slides/`` of the built site, from the notebook as myst-nb ran it."""
+    if exception is not None or app.builder.format != "html":
+        return
+    lessons = sorted(
+        NOTEBOOKS / f"{name.removeprefix('notebooks/')}.ipynb"
+        for name in app.env.found_docs
+        if name.startswith("notebooks/") and (REPO / f"{name}.ipynb").is_file()
+    )
+    executed = Path(app.env.mystnb_config.output_folder)  # type: ignore[attr-defined]  # myst-nb sets it
+    slides.build_all(lessons, executed, Path(app.outdir) / "slides")
+
+
 def unlink_folders(app: Sphinx, docname: str, source: list[str]) -> None:
     """A Markdown page's link to a folder of the repository (``[`mlkit/data/sets/`](../mlkit/data/sets/)``) becomes
     its text: on GitHub it opens the folder, but the site has no page for a folder."""
@@ -171,5 +198,7 @@ def freeze_dashboards(app: Sphinx, doctree: nodes.document) -> None:
 def setup(app: Sphinx) -> None:
     app.connect("source-read", fill_in)
     app.connect("source-read", unlink_folders)
+    app.connect("source-read", list_teaching_guide)
+    app.connect("build-finished", build_slides)
     app.connect("autodoc-process-signature", reference.borrowed_signature)
     app.connect("doctree-read", freeze_dashboards, priority=400)  # before Sphinx collects the images (500)

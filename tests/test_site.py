@@ -136,3 +136,19 @@ def test_site_pages_figures_and_links(page, site):
         expect(predictor).to_contain_text("class mlkit.Predictor(")
         page.locator("article table a", has_text="fit").first.click()  # the autosummary row leads to the entry
         expect(page.locator("dt[id='mlkit.fit']")).to_be_in_viewport()
+    with shots.step("instructor-guide"):  # docs/teaching.md, listed first under "Guides and reference"
+        page.goto((site / "site" / "index.html").as_uri())
+        page.locator("nav a", has_text="Teaching with mlkit").first.click()
+        expect(page).to_have_title("Teaching with mlkit: the instructor guide — mlkit: training versus inference")
+        minutes = page.locator("article table", has_text="Run All s")
+        expect(minutes.locator("tbody tr")).to_have_count(
+            len(list((REPO / "notebooks").glob("[0-9][0-9]_*.ipynb"))) + 1
+        )
+        expect(page.locator("article h3", has_text="13 · Serving under load")).to_have_count(1)
+    with shots.step("slides"):  # the lesson's reveal.js slides, made by the build from the notebook as it ran
+        minutes.locator("tr", has_text="00_tour").locator("a", has_text="slides").click()
+        expect(page).to_have_url((site / "slides" / "00_tour.slides.html").as_uri())
+        sections = page.locator("div.slides > section")
+        assert sections.count() >= 6, f"00_tour's slides have {sections.count()} slides, one per heading expected"
+        expect(sections.first).to_contain_text("A tour: training versus inference")
+        expect(page.locator("div.slides img[src^='data:image/png']").first).to_be_attached()  # its figures
