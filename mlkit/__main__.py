@@ -207,6 +207,22 @@ def _load(args) -> int:
     return 0 if result.ok else 1
 
 
+def _grade(args: argparse.Namespace) -> int:
+    from mlkit.lessons import grading
+
+    try:
+        if args.step == "assign":
+            for path in grading.assign(Path(args.course), args.lessons):
+                print(f"student version: {path}")
+        else:
+            for student, (points, out_of) in sorted(grading.autograde(Path(args.course), args.lesson).items()):
+                print(f"{student}: {points:g} of {out_of:g}")
+    except (ModuleNotFoundError, RuntimeError) as e:  # no nbgrader; nbgrader's own failure, with its output
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def _read_rows(path: str) -> np.ndarray:
     """Raw feature rows, one per example, from a CSV of numbers (no label column) or an NPZ with array ``x``."""
     source = Path(path)
@@ -217,6 +233,8 @@ def _read_rows(path: str) -> np.ndarray:
             with open(source, "rb") as handle, np.load(handle, allow_pickle=False) as f:  # closed on a bad file
                 if "x" not in f.files:
                     raise ValueError(f"{path} holds arrays {sorted(f.files)}; expected one named 'x' (the rows).")
+                if held := _held_problem(f.zip):  # before numpy allocates what the header declares
+                    raise ValueError(f"{path} is not a readable .npz file ({held}).")
                 x = f["x"]
         except (OSError, EOFError, zipfile.BadZipFile) as e:
             raise ValueError(f"{path} is not a readable .npz file ({e}).") from e
@@ -233,6 +251,17 @@ def _read_rows(path: str) -> np.ndarray:
     if x.ndim == 0 or len(x) == 0:
         raise ValueError(f"{path} holds no rows; expected one row of features per example.")
     return x.reshape(len(x), -1)
+
+
+def _held_problem(archive: zipfile.ZipFile) -> str | None:
+    """What is wrong with x.npy's header (it declares more than the file holds), if anything."""
+    from mlkit.data.files import check_held, npy_header
+
+    try:
+        check_held("x.npy", *npy_header(archive, "x.npy"))
+    except ValueError as e:
+        return str(e)
+    return None
 
 
 def _numbers(line: str) -> bool:
@@ -383,6 +412,16 @@ def build_parser() -> argparse.ArgumentParser:
         "doctor", help="check this set-up (JupyterLab widgets, kernel, JAX, data) and say what to fix"
     )
     doctor.set_defaults(run=_doctor)
+
+    grade = commands.add_parser("grade", help="nbgrader assignments of the lessons' exercises, scored by their checks")
+    steps = grade.add_subparsers(dest="step", required=True)
+    assign = steps.add_parser("assign", help="write an nbgrader course folder: teacher and student versions")
+    assign.add_argument("course", help="the course folder (made if missing)")
+    assign.add_argument("lessons", nargs="+", help="lessons by name, e.g. 03_loss 05_training_loop")
+    autograde = steps.add_parser("autograde", help="score every copy in COURSE/submitted/<student>/<lesson>/")
+    autograde.add_argument("course", help="the course folder that assign wrote")
+    autograde.add_argument("lesson", help="the lesson, e.g. 03_loss")
+    grade.set_defaults(run=_grade)
     return parser
 
 

@@ -1,6 +1,8 @@
+import io
 import shutil
 import subprocess
 import sys
+import zipfile
 
 import numpy as np
 import pytest
@@ -280,3 +282,12 @@ def test_a_real_ctrl_c_always_stops_training_exits_130_and_overwrites_nothing(ar
     assert child.returncode == 130, stderr.decode()[-2000:]
     assert "status='interrupted'" in stdout.decode() and b"nothing was saved" in stderr
     assert {f.name: f.read_bytes() for f in out.iterdir()} == before
+
+
+def test_predict_refuses_an_npz_whose_header_declares_more_than_it_holds(artifact_dir, tmp_path, capsys):
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": "<f4", "fortran_order": False, "shape": (1 << 20, 1 << 20)})
+    with zipfile.ZipFile(tmp_path / "bomb.npz", "w") as archive:
+        archive.writestr("x.npy", header.getvalue())  # 4 TiB of float32 declared, nothing behind it
+    assert main(["predict", str(artifact_dir), str(tmp_path / "bomb.npz")]) == 2
+    assert "declares an array" in one_error_line(capsys)
