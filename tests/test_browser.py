@@ -237,8 +237,11 @@ RUN_FINISHED = """() => {
 PROBLEMS = """() => {
     const problems = [];
     document.querySelectorAll('.jp-NotebookPanel .jp-CodeCell').forEach((cell, i) => {
-        const prompt = cell.querySelector('.jp-InputArea-prompt').textContent.trim();
-        if (!/^\\[\\d+\\]:$/.test(prompt)) problems.push(`code cell ${i + 1} did not run (prompt ${prompt})`);
+        // A cell that only checks starts collapsed: its placeholder shows no prompt, so only its output is read
+        // (a failed check shows its traceback there; a Run All that stopped early leaves later prompts empty).
+        const prompt = cell.querySelector('.jp-InputArea-prompt')?.textContent.trim() ?? '[collapsed]';
+        if (prompt !== '[collapsed]' && !/^\\[\\d+\\]:$/.test(prompt))
+            problems.push(`code cell ${i + 1} did not run (prompt ${prompt})`);
         cell.querySelectorAll('.jp-OutputArea-output').forEach(o => {
             const text = o.textContent;
             if (/Traceback|Error displaying widget/.test(text) || (o.dataset.mimeType ===

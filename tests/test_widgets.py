@@ -287,7 +287,7 @@ def test_controls_are_named_and_fill_a_wide_sidebar():
         widgets.dropdown("activation", ["relu", "tanh"]),
     ]
     for control in controls:
-        assert control.description and control.layout.width == "100%"
+        assert control.description and control.layout.width == "calc(100% - 4px)"
         assert control.style.description_width == "130px"
     explorer = widgets.Explorer({"n": controls[1]}, [lambda ex, ax: None], render=False)
     sidebar = explorer.widget.children[0]

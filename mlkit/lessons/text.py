@@ -150,7 +150,7 @@ def message_lab(
             description="message",
             continuous_update=False,
             style={"description_width": "130px"},
-            layout=widgets.Layout(width="100%"),
+            layout=widgets.Layout(width="calc(100% - 4px)"),
         ),
         "threshold": float_slider("threshold", threshold, 0.5, 0.99, 0.01),
     }

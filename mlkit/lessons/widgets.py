@@ -54,7 +54,7 @@ Panel = Callable[[E, Axes], None]  # panel(explorer, axes) draws one subplot; a 
 _STYLE = {"description_width": "130px"}  # fits "training examples"
 # Controls fill the sidebar, which is 440 px wide where the screen has room and gives way first (down to 340 px)
 # where it has not, so the figure beside it keeps its size: a slider's track is then 200-300 px, not 100.
-_LAYOUT = widgets.Layout(width="100%")
+_LAYOUT = widgets.Layout(width="calc(100% - 4px)")  # less the 2 px margin each side
 SIDEBAR = widgets.Layout(flex="0 20 440px", min_width="340px", max_width="440px")
 PANEL_SIZE = (3.6, 2.8)  # inches of one panel; PNGs are drawn at 90 dpi
 FIGURE_WIDTH = 2 * PANEL_SIZE[0]  # inches: drawn at 648 px, shown at ~590 beside the controls on a 1366 px screen
@@ -141,7 +141,7 @@ class Explorer:
         self.image = widgets.Image(
             format="png", layout=widgets.Layout(max_width="100%", min_width="0", height="auto", align_self="flex-start")
         )
-        self.status = widgets.HTML(layout=widgets.Layout(width="100%"))
+        self.status = widgets.HTML(layout=_LAYOUT)
         self.title = widgets.HTML(f"<b>{html.escape(title)}</b>") if title else None
         self.redraws = 0
         self._status_text = ""
