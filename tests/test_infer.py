@@ -127,3 +127,17 @@ def test_masked_arrays_are_refused_rather_than_their_masks_ignored(predictor, di
     with pytest.raises(ValueError, match=r"masked array's mask would be ignored.*x\.filled\(value\)"):
         predictor.predict(x)
     assert predictor.predict(x.filled(0)).shape == (3,)
+
+
+@pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf])
+def test_the_fast_path_refuses_non_finite_rows_as_validate_does(predictor, digits, value):
+    x = digits.test.raw_x[:5].astype(np.float32)  # float32 rows of the right width: no conversion, guard in program
+    x[2, 7] = value
+    for call in (predictor.predict, predictor.predict_proba, predictor.validate):
+        with pytest.raises(ValueError, match=r"Expected finite numbers; rows \[2\] hold NaN or infinity"):
+            call(x)
+    single = x[2:3]
+    with pytest.raises(ValueError, match=r"rows \[0\] hold NaN or infinity"):
+        predictor.predict(single)
+    ok = predictor.predict_proba(digits.test.raw_x[:5].astype(np.float32))
+    np.testing.assert_array_equal(ok, predictor.predict_proba(digits.test.raw_x[:5]))
