@@ -171,7 +171,13 @@ class OnnxPredictor(Predictor):
         )
 
     def _infer(self, x: np.ndarray) -> np.ndarray:
-        return self.session.run(self._output, {"x": x})[0]
+        # InferenceSession.run checks in Python that required inputs are fed, that OrtValues belong to this
+        # session and that no WebGPU graph capture is on, then calls its C++ session: here one NumPy input x on
+        # the CPU provider meets all three by construction, so the C++ call is made directly (about 1.5 µs a call).
+        inner = getattr(self.session, "_sess", None)
+        if inner is None:  # an onnxruntime without that attribute: its public call
+            return self.session.run(self._output, {"x": x})[0]
+        return inner.run(self._output, {"x": x}, None)[0]
 
     def _run(self, x) -> np.ndarray:
         x = self.validate(x)
