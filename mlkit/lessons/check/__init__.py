@@ -3,7 +3,8 @@
 A notebook calls ``check.<name>(answer)`` after ``from mlkit.lessons import check``;
 each lesson's checks live in their own module, in exercise order
 (:mod:`~mlkit.lessons.check.lesson00` to :mod:`~mlkit.lessons.check.lesson15`),
-and :mod:`~mlkit.lessons.check.verdict` prints the verdict for all of them.
+and :mod:`~mlkit.lessons.check.verdict` prints the verdict for all of them;
+``check.report()`` (:mod:`~mlkit.lessons.check.results`) shows and writes a lesson's results.
 
 Each check works the true answer out itself, from the data and models the
 notebook already holds (or by training its own, with fixed seeds), so it is as
@@ -29,6 +30,7 @@ from mlkit.lessons.check.lesson12 import refused_batch, rows_per_device, same_nu
 from mlkit.lessons.check.lesson13 import status_for, why_retry_after
 from mlkit.lessons.check.lesson14 import colour_conv_params, costlier_block, unscaled_accuracy
 from mlkit.lessons.check.lesson15 import COMPLAINT, earns_refund, ids_of, people_at
+from mlkit.lessons.check.results import report
 
 __all__ = [
     "COMPLAINT",
@@ -59,6 +61,7 @@ __all__ = [
     "refused_batch",
     "relu_backward",
     "replay_forgets_less",
+    "report",
     "rows_computed",
     "rows_per_device",
     "same_numbers_why",
