@@ -41,10 +41,13 @@ PYTEST := $(PY) -m pytest -n 2 --dist loadfile
 test: env browser lint
 	$(PYTEST) tests notebooks --nbval-lax --nbval-kernel-name $(KERNEL) --durations=10
 
-# The inner loop: lint, types and the unit tests, without the notebooks, the browser, the site, the wheel and the bench.
+# The inner loop (about 2 minutes): lint, types and the unit tests. Left to make test: the notebooks, the browser,
+# the site and its slides, the wheel and the hosted path, grading, the bench, and the tests that run servers or
+# child processes (serving, hostile clients, the artifact fuzzer, several processes training one model).
+CHECK_SKIPS := browser site wheel hosted grading bench solutions lab_setup serve serve_hostile \
+  artifact_fuzz lessons_serving parallel
 check: env lint
-	$(PYTEST) tests --ignore=tests/test_browser.py --ignore=tests/test_site.py --ignore=tests/test_wheel.py \
-	  --ignore=tests/test_bench.py --ignore=tests/test_solutions.py --ignore=tests/test_lab_setup.py
+	$(PYTEST) tests $(foreach t,$(CHECK_SKIPS),--ignore=tests/test_$(t).py)
 
 # wrk, the load generator the serving benchmark prefers (a C client that leaves the cores to the servers):
 # installed with apt when missing and we are root; otherwise the bench uses its own aiohttp client and says so.

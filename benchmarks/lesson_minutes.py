@@ -14,7 +14,10 @@ one the JSON gives, so the two cannot drift apart. Per lesson it records:
   longest, from the timings nbclient writes into each cell's metadata, and ``dashboard_cells``: the cells that show a
   dashboard, with their time (the cell returns once the dashboard is drawn, and a run it starts may go on after
   it: a lower bound on what one change costs), and ``failed_cells``: cells that raised without being tagged
-  raises-exception (the run goes on past them, so a lesson being edited still gets its time);
+  raises-exception (the run goes on past them, so a lesson being edited still gets its time); and
+  ``dashboard_changes``: after Run All, in the same kernel, every control of every dashboard the lesson left in
+  its namespace is moved one notch (``Explorer.set_value``, which returns when the change has been trained,
+  measured or redrawn) and timed; that cell's time is not in ``run_all_s``;
 * ``exercises``: the exercises under "## Exercises" (a bold "**1.**" paragraph each), ``solution_s``: the time the
   worked solution (``notebooks/solutions/NN_name.py``) takes to run as a script, and ``exercise_min``: an
   estimate, ``EXERCISE_MIN`` minutes an exercise (reading it, changing a copy of a cell, running, one retry after a
@@ -43,6 +46,44 @@ PAGE = REPO / "docs" / "teaching.md"
 READING_WPM = 200  # words a minute for technical prose read with care
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 EXERCISE_MIN = 8  # minutes an exercise, an allowance (not measured with learners)
+PROBE = "dashboard changes"  # the first line of the cell appended to each lesson, which times its dashboards
+
+# Appended to a copy of each lesson and run after it in the same kernel: every dashboard the lesson left in its
+# namespace (an mlkit.lessons.widgets.Explorer) gets each of its controls moved one notch, as a learner would,
+# through Explorer.set_value, which returns once the change's run, measurement or redraw has finished.
+PROBE_CELL = f"""# {PROBE}
+import json as _json, math as _math, time as _time
+import ipywidgets as _ipw
+from mlkit.lessons.widgets import Explorer as _Explorer
+
+def _next_value(control):
+    if isinstance(control, _ipw.widgets.widget_selection._Selection):
+        values = [o[1] if isinstance(o, tuple) else o for o in control.options]
+        return values[(control.index + 1) % len(values)] if len(values) > 1 else None
+    if isinstance(control, _ipw.Checkbox):
+        return not control.value
+    if isinstance(control, _ipw.FloatLogSlider):
+        exponent = _math.log(control.value, control.base)
+        up = exponent + control.step <= control.max + 1e-9
+        return control.base ** (exponent + (control.step if up else -control.step))
+    if isinstance(control, (_ipw.IntSlider, _ipw.FloatSlider, _ipw.BoundedIntText, _ipw.BoundedFloatText)):
+        up = control.value + control.step <= control.max
+        return control.value + (control.step if up else -control.step)
+    return None
+
+_changes = []
+for _name, _dashboard in list(globals().items()):
+    if _name.startswith("_") or not isinstance(_dashboard, _Explorer):
+        continue
+    for _control_name, _control in _dashboard.controls.items():
+        _value = _next_value(_control)
+        if _value is None:
+            continue
+        _start = _time.perf_counter()
+        _dashboard.set_value(_control_name, _value)
+        _changes.append({{"dashboard": _name, "control": _control_name, "s": round(_time.perf_counter() - _start, 2)}})
+print(_json.dumps(_changes))
+"""
 
 
 def prose(markdown: str) -> str:
@@ -82,6 +123,7 @@ def cell_seconds(cell: nbformat.NotebookNode) -> float:
 def run_all(path: Path) -> dict:
     """Run the notebook with nbclient and the mlkit kernel; the time, the load around it and the slowest cells."""
     notebook = nbformat.read(path, as_version=4)
+    notebook.cells.append(nbformat.v4.new_code_cell(PROBE_CELL))
     client = NotebookClient(
         notebook,
         kernel_name="mlkit",
@@ -93,7 +135,9 @@ def run_all(path: Path) -> dict:
     load_before = os.getloadavg()[0]
     start = time.perf_counter()
     client.execute()
-    seconds = time.perf_counter() - start
+    probe = notebook.cells.pop()
+    changes = json.loads("".join(o.get("text", "") for o in probe.outputs if o.get("name") == "stdout") or "[]")
+    seconds = time.perf_counter() - start - cell_seconds(probe)
     timed = sorted(
         ((cell_seconds(c), i, c.source.strip().split("\n")[0][:70]) for i, c in enumerate(notebook.cells)),
         reverse=True,
@@ -109,6 +153,7 @@ def run_all(path: Path) -> dict:
             for i, c in enumerate(notebook.cells)
             if any(WIDGET_VIEW in o.get("data", {}) for o in c.get("outputs", []))
         ],
+        "dashboard_changes": changes,
         "failed_cells": [
             i + 1
             for i, c in enumerate(notebook.cells)
@@ -152,12 +197,14 @@ def minutes_table(results: dict) -> str:
     lessons = results["lessons"]
     rows = [
         f"| lesson | words | reading min ({results['reading_wpm']} words/min) | Run All s (load before/after) "
-        f"| slowest cell s | dashboard build s | exercises | exercise min (estimate) | worked solution s | slides |",
+        "| slowest cell s | dashboard change s: median / slowest (changes) | exercises | exercise min (estimate) "
+        "| worked solution s | slides |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
     ]
     for stem, r in lessons.items():
         slowest = r["slowest_cells"][0]["s"] if r["slowest_cells"] else 0
-        dashboards = ", ".join(f"{d['s']:g}" for d in r.get("dashboard_cells", [])) or "none"
+        changes = sorted(c["s"] for c in r.get("dashboard_changes", []))
+        dashboards = f"{changes[len(changes) // 2]:.1f} / {changes[-1]:.1f} ({len(changes)})" if changes else "none"
         failed = f" ({len(r['failed_cells'])} cell failed)" if r.get("failed_cells") else ""  # run on past it
         rows.append(
             f"| [{stem}](../notebooks/{stem}.ipynb) | {r['words']:,} | {r['reading_min']:.1f} "
